@@ -1,0 +1,30 @@
+// Package ntpkit is an embeddable NTP server for Go programs: a library to
+// serve time over NTP (RFC 5905, RFC 4330) inside your own process, and
+// example binaries that assemble it into a full daemon.
+//
+// The packages, leaves first:
+//
+//   - ntpwire: the wire codec. Packet, the Time and Short fixed-point
+//     formats with era handling, kiss codes, reference IDs, and a walker
+//     for extension fields and MACs. No allocations.
+//   - clock: the Clock interface, the system clock, precision measurement;
+//     clock/clocktest has a fake clock for tests.
+//   - server: a Server that reads requests from UDP sockets (batched, with
+//     kernel receive timestamps on Linux) and answers them through a
+//     Handler. Responder is the RFC 5905 server; middleware
+//     (func(Handler) Handler) wraps it with access control, rate limiting
+//     and kiss-o'-death. server/servertest helps test handlers.
+//   - policy and ratelimit: the allow/deny rules and the bounded
+//     per-client rate-limit table the middleware is built on.
+//   - upstream: a Discipliner that polls upstream NTP servers and serves
+//     a disciplined software clock with the matching reference data,
+//     without touching the system clock.
+//
+// A server in a few lines, serving the system clock as a stratum-10 local
+// clock:
+//
+//	srv := &server.Server{}
+//	err := srv.ListenAndServe(ctx, "127.0.0.1:12300")
+//
+// examples/standalone is the daemon, examples/ntpquery a query tool.
+package ntpkit

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs what ntpkit's tests need (Debian packages, when missing and run
+# as root) and runs every check CI runs: gofmt, go vet, the race-enabled
+# test suite with the real-client interop tests, the allocation tests
+# (which the race detector would distort) and short fuzz runs.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+missing=()
+command -v chronyd >/dev/null 2>&1 || missing+=(chrony)
+command -v ntpdig >/dev/null 2>&1 || missing+=(ntpsec-ntpdig)
+if ((${#missing[@]})); then
+	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "installing ${missing[*]}"
+		# Never let a package install start chronyd as a system service with
+		# Debian's default config (internet pools, clock steering): make sure
+		# a policy-rc.d refuses service starts while we install.
+		created_policy=
+		if [ ! -e /usr/sbin/policy-rc.d ]; then
+			printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+			chmod 755 /usr/sbin/policy-rc.d
+			created_policy=1
+		fi
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq
+		apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+		[ -n "$created_policy" ] && rm -f /usr/sbin/policy-rc.d
+	else
+		echo "missing ${missing[*]}: install them as root (apt-get install ${missing[*]})" >&2
+		[ -n "${CI:-}" ] && exit 1
+	fi
+fi
+
+echo "== gofmt"
+bad=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$bad" ]; then
+	echo "gofmt would change:" >&2
+	echo "$bad" >&2
+	exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test -race (unit, interop, end-to-end)"
+go test -race -count=1 -timeout 20m ./...
+
+echo "== allocation tests without the race detector"
+go test -count=1 -run 'Alloc' ./...
+
+echo "== short fuzz runs"
+fuzz_time=${FUZZ_TIME:-10s}
+for pkg in $(go list ./...); do
+	dir=$(go list -f '{{.Dir}}' "$pkg")
+	for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
+		echo "-- $pkg $target ($fuzz_time)"
+		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzz_time" "$pkg" >/dev/null
+	done
+done
+echo "all checks passed"

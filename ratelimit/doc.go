@@ -1,0 +1,29 @@
+// Package ratelimit limits how often an NTP server answers each client, in
+// the manner of chrony's ratelimit directive, and in total.
+//
+// A Table keeps a token bucket per client: a client earns one token per
+// Config.Interval up to Config.Burst tokens, each request spends one, and a
+// client seen for the first time starts with a full bucket. Clients are
+// grouped by address prefix (Config.IPv4Prefix, Config.IPv6Prefix), so a
+// whole IPv6 /64 shares one bucket by default.
+//
+// The table is allocated once, by New, from Config.MemoryBytes and never
+// grows: it is a set-associative hash table of EntryBytes-byte entries in
+// buckets of 8. When the hash bucket of a new client is full, the entry with
+// the most tokens left (the one idle longest relative to its use) is
+// replaced, so a
+// flood of spoofed source addresses costs no memory and cannot wipe out the
+// state of a client that is being limited. Addresses are hashed with a
+// per-table random seed, so an attacker cannot aim at one bucket. The
+// default 16 MiB holds 524288 clients; the locks and counters add 32 KiB.
+//
+// Table.Allow is safe for concurrent use: the table is split into shards,
+// each with its own lock, and Allow allocates nothing. Table.Check also
+// reports how many requests in a row a client has had refused, so a server
+// can let a few through (chrony's leak option, see Result.Leak) and send
+// kiss-o'-death replies at a rate it chooses.
+//
+// Global caps the total rate of replies with a golang.org/x/time/rate
+// Limiter. Everything that depends on time takes the current time as an
+// argument.
+package ratelimit

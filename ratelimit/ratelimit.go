@@ -1,0 +1,313 @@
+package ratelimit
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/maphash"
+	"math"
+	"math/bits"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Defaults used by New for zero fields of Config.
+const (
+	// DefaultInterval lets a client send one request per second on average.
+	// chrony's default (8 s) suits its own clients; 1 s is gentler to
+	// clients that poll in bursts (iburst) and to many hosts behind one NAT.
+	DefaultInterval = time.Second
+	// DefaultBurst is the number of requests a client may send at once,
+	// as chrony's default burst.
+	DefaultBurst = 8
+	// DefaultIPv4Prefix groups IPv4 clients by full address.
+	DefaultIPv4Prefix = 32
+	// DefaultIPv6Prefix groups IPv6 clients by /64, the usual size of one
+	// site's subnet, so one host cannot dodge the limit by changing its
+	// interface identifier.
+	DefaultIPv6Prefix = 64
+	// DefaultMemoryBytes is the default table size, 16 MiB.
+	DefaultMemoryBytes = 16 << 20
+)
+
+// EntryBytes is the memory one client entry takes in a Table: the masked
+// address (16 bytes), the bucket state (8 bytes), the count of consecutive
+// refused requests (4 bytes) and flags (4 bytes).
+const EntryBytes = 32
+
+// ways is the number of entries per hash bucket.
+const ways = 8
+
+// bucketBytes is the size of one hash bucket.
+const bucketBytes = ways * EntryBytes
+
+// MinMemoryBytes is the smallest Config.MemoryBytes accepted: 16 hash
+// buckets of 8 entries, 128 clients.
+const MinMemoryBytes = 4096
+
+// maxShards bounds the number of locks.
+const maxShards = 256
+
+// Config configures a Table. The zero value selects all defaults.
+type Config struct {
+	// Interval is the minimum average interval between requests from one
+	// client: a client earns one token per Interval. Zero means
+	// DefaultInterval (1 s).
+	Interval time.Duration
+	// Burst is the most tokens a client can hold, that is the number of
+	// requests it may send back to back. Zero means DefaultBurst (8).
+	Burst int
+	// IPv4Prefix is the prefix length by which IPv4 clients are grouped,
+	// 1 to 32. Zero means DefaultIPv4Prefix (32).
+	IPv4Prefix int
+	// IPv6Prefix is the prefix length by which IPv6 clients are grouped,
+	// 1 to 128. Zero means DefaultIPv6Prefix (64).
+	IPv6Prefix int
+	// MemoryBytes is the size of the table; it holds
+	// MemoryBytes/EntryBytes clients, rounded down to a power of two
+	// buckets. Zero means DefaultMemoryBytes (16 MiB); otherwise it must be
+	// at least MinMemoryBytes.
+	MemoryBytes int
+}
+
+// Validate reports the first invalid field of c, if any. Zero fields are
+// valid: they mean the default.
+func (c Config) Validate() error {
+	switch {
+	case c.Interval < 0:
+		return fmt.Errorf("ratelimit: Config.Interval: negative interval %v", c.Interval)
+	case c.Burst < 0:
+		return fmt.Errorf("ratelimit: Config.Burst: negative burst %d", c.Burst)
+	case c.IPv4Prefix < 0 || c.IPv4Prefix > 32:
+		return fmt.Errorf("ratelimit: Config.IPv4Prefix: %d out of range 1-32", c.IPv4Prefix)
+	case c.IPv6Prefix < 0 || c.IPv6Prefix > 128:
+		return fmt.Errorf("ratelimit: Config.IPv6Prefix: %d out of range 1-128", c.IPv6Prefix)
+	case c.MemoryBytes < 0:
+		return fmt.Errorf("ratelimit: Config.MemoryBytes: negative size %d", c.MemoryBytes)
+	case c.MemoryBytes != 0 && c.MemoryBytes < MinMemoryBytes:
+		return fmt.Errorf("ratelimit: Config.MemoryBytes: %d is too small (minimum %d)", c.MemoryBytes, MinMemoryBytes)
+	}
+	return nil
+}
+
+// withDefaults returns c with zero fields replaced by the defaults.
+func (c Config) withDefaults() Config {
+	if c.Interval == 0 {
+		c.Interval = DefaultInterval
+	}
+	if c.Burst == 0 {
+		c.Burst = DefaultBurst
+	}
+	if c.IPv4Prefix == 0 {
+		c.IPv4Prefix = DefaultIPv4Prefix
+	}
+	if c.IPv6Prefix == 0 {
+		c.IPv6Prefix = DefaultIPv6Prefix
+	}
+	if c.MemoryBytes == 0 {
+		c.MemoryBytes = DefaultMemoryBytes
+	}
+	return c
+}
+
+const (
+	flagUsed = 1 << iota
+	flagIPv6
+)
+
+// entry is one client. Its bucket state is GCRA's theoretical arrival time
+// (tat): the bucket is full when tat <= now, and each token spent moves tat
+// one Interval later. A single int64 thus stands for "tokens + last time".
+type entry struct {
+	hi, lo  uint64 // masked address; IPv4 in lo
+	tat     int64  // Unix nanoseconds
+	dropped uint32 // consecutive refused requests
+	flags   uint32
+}
+
+type bucket [ways]entry
+
+// shard is a lock and the counters for the buckets it guards, padded to
+// two cache lines so that neighbouring locks do not share a line.
+type shard struct {
+	mu        sync.Mutex
+	lookups   uint64
+	allowed   uint64
+	limited   uint64
+	evictions uint64
+	used      uint64
+	_         [128 - 8 - 5*8]byte
+}
+
+// Table is a fixed-size per-client rate limiter. Build one with New. It is
+// safe for concurrent use.
+type Table struct {
+	cfg       Config
+	seed      maphash.Seed
+	interval  int64 // nanoseconds per token
+	tolerance int64 // (Burst-1) * interval
+	mask4     uint32
+	mask6     [2]uint64
+	buckets   []bucket
+	bmask     uint64
+	shards    []shard
+	smask     uint64
+}
+
+// New validates cfg and allocates a Table of cfg.MemoryBytes (rounded down
+// to a power of two buckets).
+func New(cfg Config) (*Table, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	nb := uint64(1) << (bits.Len64(uint64(cfg.MemoryBytes/bucketBytes)) - 1)
+	ns := min(nb, maxShards)
+	t := &Table{
+		cfg:       cfg,
+		seed:      maphash.MakeSeed(),
+		interval:  int64(cfg.Interval),
+		tolerance: int64(cfg.Burst-1) * int64(cfg.Interval),
+		mask4:     ^uint32(0) << (32 - cfg.IPv4Prefix),
+		buckets:   make([]bucket, nb),
+		bmask:     nb - 1,
+		shards:    make([]shard, ns),
+		smask:     ns - 1,
+	}
+	if p := cfg.IPv6Prefix; p <= 64 {
+		t.mask6 = [2]uint64{^uint64(0) << (64 - p), 0}
+	} else {
+		t.mask6 = [2]uint64{^uint64(0), ^uint64(0) << (128 - p)}
+	}
+	return t, nil
+}
+
+// Config returns the configuration of t with defaults filled in.
+func (t *Table) Config() Config { return t.cfg }
+
+// Entries returns the number of clients t can hold, its fixed capacity.
+func (t *Table) Entries() int { return len(t.buckets) * ways }
+
+// Result is the outcome of Table.Check.
+type Result struct {
+	// Allowed reports whether the request is within the client's limit.
+	Allowed bool
+	// Dropped is the number of consecutive requests from this client,
+	// including this one, that were over the limit; 0 when Allowed.
+	Dropped uint32
+}
+
+// Leak reports whether to answer a request when 1 in 2^n over-limit
+// requests of a client is let through anyway, like chrony's leak option:
+// it is true if r.Allowed or r.Dropped is a multiple of 2^n. n == 0 answers
+// every request; n is capped at 31.
+func (r Result) Leak(n uint) bool {
+	n = min(n, 31)
+	return r.Allowed || r.Dropped&(1<<n-1) == 0
+}
+
+// Allow reports whether a request from ip at now is within its client's
+// limit, spending a token if it is. It does not allocate. The zero
+// netip.Addr is never allowed.
+func (t *Table) Allow(now time.Time, ip netip.Addr) bool {
+	return t.Check(now, ip).Allowed
+}
+
+// Check is Allow, also reporting the client's consecutive refused requests.
+func (t *Table) Check(now time.Time, ip netip.Addr) Result {
+	var hi, lo uint64
+	var flags uint32 = flagUsed
+	ip = ip.Unmap()
+	switch {
+	case ip.Is4():
+		b := ip.As4()
+		lo = uint64(binary.BigEndian.Uint32(b[:]) & t.mask4)
+	case ip.Is6():
+		b := ip.As16()
+		hi = binary.BigEndian.Uint64(b[:8]) & t.mask6[0]
+		lo = binary.BigEndian.Uint64(b[8:]) & t.mask6[1]
+		flags |= flagIPv6
+	default:
+		return Result{}
+	}
+	h := maphash.Comparable(t.seed, [2]uint64{hi ^ uint64(flags), lo})
+	bi := h & t.bmask
+	b := &t.buckets[bi]
+	s := &t.shards[bi&t.smask]
+	nowNS := now.UnixNano()
+
+	s.mu.Lock()
+	s.lookups++
+	var e *entry
+	// The victim, if ip is new, is a free way or else the way with the
+	// smallest tat: the client with the most tokens left.
+	victim, vtat := 0, int64(math.MaxInt64)
+	for i := range b {
+		x := &b[i]
+		if x.flags == flags && x.lo == lo && x.hi == hi {
+			e = x
+			break
+		}
+		xt := x.tat
+		if x.flags == 0 {
+			xt = math.MinInt64
+		}
+		if xt < vtat {
+			victim, vtat = i, xt
+		}
+	}
+	if e == nil {
+		e = &b[victim]
+		switch {
+		case e.flags == 0:
+			s.used++
+		case e.tat > nowNS:
+			s.evictions++ // the old client still had tokens owing
+		}
+		*e = entry{hi: hi, lo: lo, tat: nowNS, flags: flags}
+	}
+	// Under a monotonic clock tat never exceeds now+tolerance+interval; if
+	// the clock stepped back, forget the excess so clients are not shut out
+	// for the length of the step.
+	tat := min(max(e.tat, nowNS), nowNS+t.tolerance+t.interval)
+	var r Result
+	if tat-nowNS > t.tolerance {
+		e.tat = tat
+		e.dropped++
+		s.limited++
+		r.Dropped = e.dropped
+	} else {
+		e.tat = tat + t.interval
+		e.dropped = 0
+		s.allowed++
+		r.Allowed = true
+	}
+	s.mu.Unlock()
+	return r
+}
+
+// Stats are cumulative counters of a Table.
+type Stats struct {
+	Lookups   uint64 // calls to Allow and Check with a valid address
+	Allowed   uint64 // requests within the limit
+	Limited   uint64 // requests over the limit
+	Evictions uint64 // clients replaced while their bucket was not yet full
+	Entries   int    // entries holding a client (at most Table.Entries)
+}
+
+// Stats returns t's counters. Shards are read one at a time, so the result
+// is not an atomic snapshot while other goroutines call Allow.
+func (t *Table) Stats() Stats {
+	var st Stats
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		st.Lookups += s.lookups
+		st.Allowed += s.allowed
+		st.Limited += s.limited
+		st.Evictions += s.evictions
+		st.Entries += int(s.used)
+		s.mu.Unlock()
+	}
+	return st
+}

@@ -1,0 +1,78 @@
+package server
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/ntpkit/ntpkit/ntpwire"
+)
+
+// A Handler answers NTP requests.
+//
+// ServeNTP may reply once through w (Reply or Kiss) or not at all; writing
+// nothing drops the request. A handler must not keep r, r.Raw or w after
+// ServeNTP returns: the server reuses their memory for the next request.
+// Handlers are called concurrently from several workers.
+type Handler interface {
+	ServeNTP(w ResponseWriter, r *Request)
+}
+
+// HandlerFunc adapts an ordinary function to a Handler.
+type HandlerFunc func(w ResponseWriter, r *Request)
+
+// ServeNTP calls f(w, r).
+func (f HandlerFunc) ServeNTP(w ResponseWriter, r *Request) { f(w, r) }
+
+// Middleware wraps a Handler to add behaviour in front of it: access
+// control, rate limiting, authentication.
+type Middleware func(next Handler) Handler
+
+// Chain returns h wrapped in mw. mw[0] is the outermost: it sees each
+// request first.
+func Chain(h Handler, mw ...Middleware) Handler {
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+	}
+	return h
+}
+
+// Request is one NTP request as the server received it.
+type Request struct {
+	// Packet is the decoded header.
+	Packet ntpwire.Packet
+	// Raw is the whole datagram, header and trailer. It is only valid
+	// until ServeNTP returns.
+	Raw []byte
+	// Received is the receive timestamp (T2) on the served timescale:
+	// from the kernel when available, else read from the clock as soon
+	// as the datagram was read.
+	Received time.Time
+	// Src is the client's address. IPv4 clients reached over an IPv6
+	// socket appear as plain IPv4.
+	Src netip.AddrPort
+	// Dst is the local address the request was sent to. Replies leave
+	// from it.
+	Dst netip.AddrPort
+}
+
+// ResponseWriter sends the reply to a Request. At most one of its methods
+// succeeds per request.
+type ResponseWriter interface {
+	// Reply sends p. The writer sets p's transmit timestamp (T3) as late
+	// as it can, just before the datagram goes out; what p.XmitTime
+	// holds is ignored.
+	Reply(p ntpwire.Packet) error
+	// Kiss sends a kiss-o'-death with the given code (ntpwire.KissRate,
+	// ntpwire.KissDeny, ...), built by ntpwire.NewKiss.
+	Kiss(code ntpwire.RefID) error
+}
+
+// Errors returned by ResponseWriter methods.
+var (
+	// ErrReplied means the handler already replied to this request.
+	ErrReplied = errors.New("server: request already answered")
+	// ErrReplyTooLong means a reply would be longer than its request,
+	// which the server never sends (it would amplify an attack).
+	ErrReplyTooLong = errors.New("server: reply longer than request")
+)

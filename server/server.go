@@ -1,0 +1,323 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/ntpkit/ntpkit/clock"
+	"github.com/ntpkit/ntpkit/ntpwire"
+)
+
+// ErrServerClosed is returned by Serve and ListenAndServe after Shutdown.
+var ErrServerClosed = errors.New("server: closed")
+
+// Defaults for Server fields left zero.
+const (
+	// DefaultBatch is how many datagrams a worker reads or writes per
+	// system call where batching is available.
+	DefaultBatch = 32
+	// MaxPacket is the largest request the server reads whole; larger
+	// datagrams are dropped as truncated.
+	MaxPacket = 2048
+)
+
+// Server reads NTP requests from UDP sockets and answers them through a
+// Handler. The zero value serves the system clock as a stratum-10 local
+// clock with the plain RFC 5905 responder. A Server may serve several
+// sockets at once; its fields must not change once serving has begun.
+type Server struct {
+	// Source is the clock served and its reference data. Nil means
+	// NewLocalSource(clock.System{}, DefaultLocalStratum).
+	Source Source
+	// Handler answers requests. Nil means Responder(Source).
+	Handler Handler
+	// Logger receives the server's few log lines. Nil means none.
+	Logger *slog.Logger
+	// Sockets is how many SO_REUSEPORT sockets ListenAndServe opens per
+	// address (Linux; elsewhere 1). Zero means one per CPU.
+	Sockets int
+	// Workers is how many goroutines read each socket. Zero means 1.
+	Workers int
+	// Batch is the number of datagrams per read or write system call.
+	// Zero means DefaultBatch.
+	Batch int
+	// ReadBuffer and WriteBuffer set the sockets' kernel buffer sizes in
+	// bytes (SO_RCVBUF, SO_SNDBUF). Zero keeps the system default.
+	ReadBuffer, WriteBuffer int
+	// UserTimestamps makes the server read receive timestamps from its
+	// clock after each read instead of asking the kernel for them.
+	UserTimestamps bool
+
+	initOnce sync.Once
+	src      Source
+	handler  Handler
+	mapper   clock.SystemMapper // nil: kernel stamps cannot be used
+	stats    statsSet
+
+	mu       sync.Mutex
+	closed   bool
+	conns    map[net.PacketConn]struct{}
+	workers  sync.WaitGroup
+	shutdown chan struct{}
+}
+
+func (s *Server) init() {
+	s.initOnce.Do(func() {
+		s.src = s.Source
+		if s.src == nil {
+			s.src = NewLocalSource(clock.System{}, DefaultLocalStratum)
+		}
+		s.handler = s.Handler
+		if s.handler == nil {
+			s.handler = Responder(s.src)
+		}
+		if m, ok := canMapSystem(s.src); ok && !s.UserTimestamps {
+			s.mapper = m
+		}
+		s.conns = make(map[net.PacketConn]struct{})
+		s.shutdown = make(chan struct{})
+	})
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats {
+	return s.stats.sum()
+}
+
+// Serve answers requests arriving on pc until Shutdown is called, ctx is
+// done, or reading fails. It always returns a non-nil error:
+// ErrServerClosed after Shutdown, ctx.Err() when ctx ends. Serve does not
+// close pc. On Linux a *net.UDPConn is served with batched system calls,
+// kernel receive timestamps and replies sent from the address each
+// request was sent to; any other PacketConn is served with plain reads.
+func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
+	s.init()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.conns[pc] = struct{}{}
+	// Count this Serve as a worker while holding the lock that Shutdown
+	// takes, so Shutdown's Wait never races with a late Add.
+	s.workers.Add(1)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, pc)
+		s.mu.Unlock()
+		s.workers.Done()
+	}()
+
+	if uc, ok := pc.(*net.UDPConn); ok {
+		if s.ReadBuffer > 0 {
+			if err := uc.SetReadBuffer(s.ReadBuffer); err != nil {
+				return fmt.Errorf("server: set read buffer: %w", err)
+			}
+		}
+		if s.WriteBuffer > 0 {
+			if err := uc.SetWriteBuffer(s.WriteBuffer); err != nil {
+				return fmt.Errorf("server: set write buffer: %w", err)
+			}
+		}
+	}
+	batch := s.Batch
+	if batch <= 0 {
+		batch = DefaultBatch
+	}
+	newIO, err := openPacketIO(pc, batch, s.mapper != nil)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = pc.SetReadDeadline(aLongTimeAgo) })
+	defer stop()
+
+	workers := max(1, s.Workers)
+	errs := make(chan error, workers)
+	for i := 0; i < workers; i++ {
+		w := s.newWorker(newIO(), batch)
+		go func() { errs <- w.run() }()
+	}
+	var first error
+	for i := 0; i < workers; i++ {
+		if err := <-errs; first == nil {
+			first = err
+			// One worker failing stops its siblings.
+			_ = pc.SetReadDeadline(aLongTimeAgo)
+		}
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	switch {
+	case closed:
+		return ErrServerClosed
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	return fmt.Errorf("server: read from %v: %w", pc.LocalAddr(), first)
+}
+
+// aLongTimeAgo is a deadline in the past, used to unblock reads.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// ListenAndServe listens on the UDP address addr ("127.0.0.1:123",
+// "[::]:123", ":123") with s.Sockets SO_REUSEPORT sockets and serves them
+// all until Shutdown or ctx ends. It always returns a non-nil error.
+func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
+	s.init()
+	n := s.Sockets
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	conns, err := ListenUDP(ctx, "udp", addr, n)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	if s.Logger != nil {
+		s.Logger.Info("serving NTP", "addr", conns[0].LocalAddr().String(), "sockets", len(conns))
+	}
+	return s.ServeAll(ctx, conns)
+}
+
+// ServeAll serves every conn in conns concurrently, as Serve does for one,
+// and returns when all have stopped, with the first error.
+func (s *Server) ServeAll(ctx context.Context, conns []net.PacketConn) error {
+	errs := make(chan error, len(conns))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for _, c := range conns {
+		go func() {
+			err := s.Serve(ctx, c)
+			cancel() // one socket failing stops the rest
+			errs <- err
+		}()
+	}
+	var first error
+	for range conns {
+		if err := <-errs; first == nil || errors.Is(first, context.Canceled) {
+			first = err
+		}
+	}
+	return first
+}
+
+// Shutdown stops the server: reading stops at once, replies already
+// being handled are sent, and Shutdown returns when every worker has
+// exited or ctx ends (then with ctx.Err()). Serve calls return
+// ErrServerClosed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.shutdown)
+	}
+	for pc := range s.conns {
+		_ = pc.SetReadDeadline(aLongTimeAgo)
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.workers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// packetIO is one worker's view of a socket: batched where the platform
+// allows. Each worker has its own, so nothing here is shared.
+type packetIO interface {
+	// read blocks until at least one datagram arrives and fills in[:n].
+	read(in []inMsg) (n int, err error)
+	// write sends out[:n]; it reports datagrams that failed via
+	// the returned count of failures.
+	write(out []outMsg) (failed int)
+	// localPort is the socket's local port.
+	localPort() uint16
+}
+
+// inMsg is one received datagram.
+type inMsg struct {
+	buf     []byte // capacity MaxPacket
+	n       int
+	trunc   bool
+	src     netip.AddrPort
+	dst     netip.Addr // zero when unknown
+	ifindex int32
+	rxNanos int64 // kernel receive stamp (Unix ns, system clock), 0 if none
+}
+
+// outMsg is one reply waiting to be sent.
+type outMsg struct {
+	buf       []byte
+	dst       netip.AddrPort
+	src       netip.Addr // local address to send from; zero: let the kernel choose
+	ifindex   int32
+	stampXmit bool // set the transmit timestamp just before sending
+}
+
+// localPort returns the port of the socket w reads.
+func (s *Server) localPort(w *worker) uint16 { return w.io.localPort() }
+
+// netipAddrPort joins a destination address and port; a zero address stays
+// an invalid AddrPort's address so callers can tell it is unknown.
+func netipAddrPort(a netip.Addr, port uint16) netip.AddrPort {
+	return netip.AddrPortFrom(a, port)
+}
+
+// localAddrPort returns pc's local address as a netip.AddrPort.
+func localAddrPort(pc net.PacketConn) netip.AddrPort {
+	if ua, ok := pc.LocalAddr().(*net.UDPAddr); ok {
+		return ua.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(pc.LocalAddr().String())
+	return ap
+}
+
+// dropReason classifies a datagram before it reaches the handler; it
+// returns nil for a request to hand on.
+func classify(c *counters, m *inMsg, p *ntpwire.Packet) bool {
+	switch {
+	case m.trunc:
+		c.truncated.Add(1)
+		return false
+	case m.n < ntpwire.HeaderLen:
+		c.short.Add(1)
+		return false
+	}
+	_ = p.Decode(m.buf[:m.n])
+	switch {
+	case p.Version < 1 || p.Version > 4:
+		c.version.Add(1)
+		return false
+	case p.Mode == ntpwire.ModeControl || p.Mode == ntpwire.ModePrivate:
+		c.control.Add(1)
+		return false
+	case p.Mode != ntpwire.ModeClient:
+		c.mode.Add(1)
+		return false
+	}
+	if _, err := ntpwire.ParseTrailer(p.Version, m.buf[ntpwire.HeaderLen:m.n]); err != nil {
+		c.malformed.Add(1)
+		return false
+	}
+	return true
+}

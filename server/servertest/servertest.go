@@ -1,0 +1,79 @@
+// Package servertest helps test NTP handlers and middleware without
+// sockets: NewRequest builds a Request and Recorder captures what a handler
+// writes.
+package servertest
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/ntpkit/ntpkit/ntpwire"
+	"github.com/ntpkit/ntpkit/server"
+)
+
+// NewRequest returns a Request carrying p from src, received at rx, with
+// Raw holding p's encoding followed by trailer.
+func NewRequest(p ntpwire.Packet, src netip.AddrPort, rx time.Time, trailer []byte) *server.Request {
+	raw := p.AppendTo(make([]byte, 0, ntpwire.HeaderLen+len(trailer)))
+	raw = append(raw, trailer...)
+	return &server.Request{
+		Packet:   p,
+		Raw:      raw,
+		Received: rx,
+		Src:      src,
+		Dst:      netip.MustParseAddrPort("127.0.0.1:123"),
+	}
+}
+
+// ClientPacket returns a typical NTPv4 client request with transmit
+// timestamp xmit.
+func ClientPacket(xmit time.Time) ntpwire.Packet {
+	return ntpwire.Packet{Version: 4, Mode: ntpwire.ModeClient, Poll: 6, Precision: -20, XmitTime: ntpwire.TimeOf(xmit)}
+}
+
+// Recorder is a server.ResponseWriter that records the reply instead of
+// sending it. Clock, when set, stamps replies' transmit time as the real
+// writer does; otherwise XmitTime is left as the handler set it.
+type Recorder struct {
+	Clock interface{ Now() time.Time }
+	// Request is the request being answered; Kiss needs it. Reset sets it.
+	Request *server.Request
+	// Replied is true once Reply or Kiss succeeded.
+	Replied bool
+	// Packet is the reply sent.
+	Packet ntpwire.Packet
+	// Kissed holds the kiss code when the reply was a kiss-o'-death.
+	Kissed ntpwire.RefID
+	IsKiss bool
+}
+
+// Reset prepares r to record the answer to req.
+func (r *Recorder) Reset(req *server.Request) {
+	*r = Recorder{Clock: r.Clock, Request: req}
+}
+
+// Reply records p.
+func (r *Recorder) Reply(p ntpwire.Packet) error {
+	if r.Replied {
+		return server.ErrReplied
+	}
+	r.Replied, r.Packet = true, p
+	if r.Clock != nil {
+		r.Packet.XmitTime = ntpwire.TimeOf(r.Clock.Now())
+	}
+	return nil
+}
+
+// Kiss records a kiss-o'-death built as the real writer builds it.
+func (r *Recorder) Kiss(code ntpwire.RefID) error {
+	if r.Replied {
+		return server.ErrReplied
+	}
+	var req ntpwire.Packet
+	if r.Request != nil {
+		req = r.Request.Packet
+	}
+	r.Replied, r.IsKiss, r.Kissed = true, true, code
+	r.Packet = ntpwire.NewKiss(&req, code)
+	return nil
+}

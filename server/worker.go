@@ -1,0 +1,169 @@
+package server
+
+import (
+	"errors"
+	"os"
+	"time"
+
+	"github.com/ntpkit/ntpkit/ntpwire"
+)
+
+// worker owns one reader goroutine's buffers. Nothing in it is shared with
+// other workers, so the hot path takes no locks and allocates nothing.
+type worker struct {
+	s       *Server
+	io      packetIO
+	c       *counters
+	in      []inMsg
+	out     []outMsg
+	nout    int
+	req     Request
+	rw      responseWriter
+	handler Handler
+}
+
+func (s *Server) newWorker(io packetIO, batch int) *worker {
+	w := &worker{
+		s:       s,
+		io:      io,
+		c:       s.stats.add(),
+		in:      make([]inMsg, batch),
+		out:     make([]outMsg, batch),
+		handler: s.handler,
+	}
+	for i := range w.in {
+		w.in[i].buf = make([]byte, MaxPacket)
+	}
+	for i := range w.out {
+		w.out[i].buf = make([]byte, 0, MaxPacket)
+	}
+	w.rw.w = w
+	return w
+}
+
+// run reads and answers batches until the socket's read deadline is
+// moved into the past (Shutdown, context end) or reading fails.
+func (w *worker) run() error {
+	for {
+		n, err := w.io.read(w.in)
+		if n > 0 {
+			w.handleBatch(n)
+		}
+		if err != nil {
+			if isTemporary(err) {
+				continue
+			}
+			return err
+		}
+	}
+}
+
+// isTemporary reports whether a read error leaves the socket usable: ICMP
+// errors reported on a later read, for instance.
+func isTemporary(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, os.ErrClosed) {
+		return false
+	}
+	var te interface{ Temporary() bool }
+	return errors.As(err, &te) && te.Temporary()
+}
+
+// handleBatch answers in[:n] and sends the replies in one batch.
+func (w *worker) handleBatch(n int) {
+	src := w.s.src
+	// A user-space receive stamp, used where the kernel gave none. It is
+	// read once per batch, right after the read returned.
+	var userRx time.Time
+	haveUserRx := false
+	for i := 0; i < n; i++ {
+		m := &w.in[i]
+		w.c.received.Add(1)
+		w.c.bytesIn.Add(uint64(m.n))
+		if !classify(w.c, m, &w.req.Packet) {
+			continue
+		}
+		if m.rxNanos != 0 && w.s.mapper != nil {
+			w.req.Received = w.s.mapper.FromSystem(time.Unix(0, m.rxNanos))
+		} else {
+			if !haveUserRx {
+				userRx, haveUserRx = src.Now(), true
+			}
+			w.req.Received = userRx
+		}
+		w.req.Raw = m.buf[:m.n]
+		w.req.Src = m.src
+		w.req.Dst = netipAddrPort(m.dst, w.s.localPort(w))
+		w.rw.m = m
+		w.rw.replied = false
+		w.handler.ServeNTP(&w.rw, &w.req)
+		if !w.rw.replied {
+			w.c.handler.Add(1)
+		}
+		w.req.Raw = nil
+	}
+	w.flush()
+}
+
+// flush stamps the staged replies' transmit time and sends them.
+func (w *worker) flush() {
+	if w.nout == 0 {
+		return
+	}
+	out := w.out[:w.nout]
+	xmit := ntpwire.TimeOf(w.s.src.Now())
+	var bytes uint64
+	for i := range out {
+		if out[i].stampXmit {
+			ntpwire.PutXmitTime(out[i].buf, xmit)
+		}
+		bytes += uint64(len(out[i].buf))
+	}
+	failed := w.io.write(out)
+	w.c.replies.Add(uint64(len(out) - failed))
+	w.c.sendError.Add(uint64(failed))
+	w.c.bytesOut.Add(bytes)
+	w.nout = 0
+}
+
+// responseWriter stages one reply into the worker's outgoing batch.
+type responseWriter struct {
+	w       *worker
+	m       *inMsg
+	replied bool
+}
+
+func (rw *responseWriter) stage(p *ntpwire.Packet, stampXmit bool) error {
+	if rw.replied {
+		return ErrReplied
+	}
+	w := rw.w
+	o := &w.out[w.nout]
+	o.buf = p.AppendTo(o.buf[:0])
+	if len(o.buf) > rw.m.n {
+		w.c.oversize.Add(1)
+		rw.replied = true // counted as oversize, not as a handler drop
+		return ErrReplyTooLong
+	}
+	o.dst = rw.m.src
+	o.src = rw.m.dst
+	o.ifindex = rw.m.ifindex
+	o.stampXmit = stampXmit
+	rw.replied = true
+	w.nout++
+	return nil
+}
+
+// Reply stages p; its transmit timestamp is set when the batch is sent.
+func (rw *responseWriter) Reply(p ntpwire.Packet) error {
+	return rw.stage(&p, true)
+}
+
+// Kiss stages a kiss-o'-death answering the current request.
+func (rw *responseWriter) Kiss(code ntpwire.RefID) error {
+	k := ntpwire.NewKiss(&rw.w.req.Packet, code)
+	if err := rw.stage(&k, false); err != nil {
+		return err
+	}
+	rw.w.c.kisses.Add(1)
+	return nil
+}
