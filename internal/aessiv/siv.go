@@ -1,0 +1,150 @@
+package aessiv
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+)
+
+// ErrOpen is returned when a ciphertext fails authentication.
+var ErrOpen = errors.New("aessiv: message authentication failed")
+
+// Overhead is how many bytes Seal adds: the synthetic IV.
+const Overhead = BlockSize
+
+// SIV is AES-SIV with one key. With a 32-byte key it is
+// AEAD_AES_SIV_CMAC_256 (RFC 5297 §6.1), the algorithm NTS uses. It is
+// safe for concurrent use.
+type SIV struct {
+	mac *CMAC
+	ctr cipher.Block
+}
+
+// New returns an SIV for a 32-, 48- or 64-byte key: the first half keys
+// S2V (CMAC), the second half CTR mode.
+func New(key []byte) (*SIV, error) {
+	switch len(key) {
+	case 32, 48, 64:
+	default:
+		return nil, fmt.Errorf("aessiv: key is %d bytes, want 32, 48 or 64", len(key))
+	}
+	half := len(key) / 2
+	mac, err := NewCMAC(key[:half])
+	if err != nil {
+		return nil, err
+	}
+	ctr, err := aes.NewCipher(key[half:])
+	if err != nil {
+		return nil, fmt.Errorf("aessiv: CTR key: %w", err)
+	}
+	return &SIV{mac: mac, ctr: ctr}, nil
+}
+
+// Seal encrypts and authenticates plaintext and appends V||C to dst, as the
+// RFC 5116 AEAD interface defines it for SIV: the S2V vector is (ad,
+// nonce, plaintext), and an empty nonce is left out of it. dst may alias
+// plaintext only exactly (dst[len(dst):] == plaintext is not supported).
+func (s *SIV) Seal(dst, nonce, plaintext, ad []byte) []byte {
+	if len(nonce) == 0 {
+		return s.SealVector(dst, plaintext, ad)
+	}
+	return s.SealVector(dst, plaintext, ad, nonce)
+}
+
+// Open authenticates and decrypts V||C and appends the plaintext to dst.
+func (s *SIV) Open(dst, nonce, ciphertext, ad []byte) ([]byte, error) {
+	if len(nonce) == 0 {
+		return s.OpenVector(dst, ciphertext, ad)
+	}
+	return s.OpenVector(dst, ciphertext, ad, nonce)
+}
+
+// SealVector is SIV-encrypt from RFC 5297 §2.6 with associated data
+// components ads (a nonce, if any, is the last of them).
+func (s *SIV) SealVector(dst, plaintext []byte, ads ...[]byte) []byte {
+	v := s.s2v(plaintext, ads)
+	ret, out := grow(dst, Overhead+len(plaintext))
+	copy(out, v[:])
+	s.xorCTR(out[Overhead:], plaintext, v)
+	return ret
+}
+
+// OpenVector is SIV-decrypt from RFC 5297 §2.7.
+func (s *SIV) OpenVector(dst, ciphertext []byte, ads ...[]byte) ([]byte, error) {
+	if len(ciphertext) < Overhead {
+		return nil, ErrOpen
+	}
+	var v [BlockSize]byte
+	copy(v[:], ciphertext[:Overhead])
+	ret, out := grow(dst, len(ciphertext)-Overhead)
+	s.xorCTR(out, ciphertext[Overhead:], v)
+	t := s.s2v(out, ads)
+	if subtle.ConstantTimeCompare(t[:], v[:]) != 1 {
+		clear(out)
+		return nil, ErrOpen
+	}
+	return ret, nil
+}
+
+// s2v is the S2V PRF of RFC 5297 §2.4 over ads followed by last.
+func (s *SIV) s2v(last []byte, ads [][]byte) [BlockSize]byte {
+	var zero [BlockSize]byte
+	d := s.mac.Sum(zero[:])
+	for _, a := range ads {
+		m := s.mac.Sum(a)
+		d = dbl(d)
+		subtle.XORBytes(d[:], d[:], m[:])
+	}
+	var dg digest
+	dg.c = s.mac
+	if len(last) >= BlockSize {
+		// T = last xorend D
+		n := len(last) - BlockSize
+		dg.write(last[:n])
+		var end [BlockSize]byte
+		subtle.XORBytes(end[:], last[n:], d[:])
+		dg.write(end[:])
+	} else {
+		// T = dbl(D) xor pad(last)
+		t := dbl(d)
+		var p [BlockSize]byte
+		copy(p[:], last)
+		p[len(last)] = 0x80
+		subtle.XORBytes(t[:], t[:], p[:])
+		dg.write(t[:])
+	}
+	return dg.sum()
+}
+
+// xorCTR writes src XOR the AES-CTR keystream started at Q (V with bits 31
+// and 63 cleared) into dst.
+func (s *SIV) xorCTR(dst, src []byte, v [BlockSize]byte) {
+	ctr := v
+	ctr[8] &= 0x7f
+	ctr[12] &= 0x7f
+	var ks [BlockSize]byte
+	for len(src) > 0 {
+		s.ctr.Encrypt(ks[:], ctr[:])
+		n := subtle.XORBytes(dst, src, ks[:])
+		dst, src = dst[n:], src[n:]
+		for i := BlockSize - 1; i >= 0; i-- {
+			ctr[i]++
+			if ctr[i] != 0 {
+				break
+			}
+		}
+	}
+}
+
+// grow extends b by n bytes, returning the whole slice and the new part.
+func grow(b []byte, n int) (whole, tail []byte) {
+	if total := len(b) + n; cap(b) >= total {
+		whole = b[:total]
+	} else {
+		whole = make([]byte, total)
+		copy(whole, b)
+	}
+	return whole, whole[len(b):]
+}
