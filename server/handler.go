@@ -66,6 +66,15 @@ type ResponseWriter interface {
 	// Kiss sends a kiss-o'-death with the given code (ntpwire.KissRate,
 	// ntpwire.KissDeny, ...), built by ntpwire.NewKiss.
 	Kiss(code ntpwire.RefID) error
+	// ReplySealed sends p followed by a trailer that seal computes over
+	// the encoded header, for replies that authenticate their own
+	// transmit timestamp (NTS, symmetric-key MACs). The writer sets
+	// p.XmitTime from its clock now, encodes p and passes the 48 bytes
+	// to seal, which returns them with extension fields or a MAC
+	// appended (seal may append in place). The result is sent as is,
+	// without being stamped again; it fails with ErrReplyTooLong when
+	// longer than the request, and with seal's error when seal fails.
+	ReplySealed(p ntpwire.Packet, seal func(pkt []byte) ([]byte, error)) error
 }
 
 // Errors returned by ResponseWriter methods.

@@ -20,7 +20,19 @@ type worker struct {
 	req     Request
 	rw      responseWriter
 	handler Handler
+	// txStep is the running estimate of how long sendmmsg takes per
+	// datagram, in ns. Reply i of a batch leaves about i·txStep after the
+	// call starts, so that is added to its transmit timestamp.
+	txStep int64
 }
+
+// Bounds of the per-datagram send time estimate: a sample above
+// maxTxStep (the thread was preempted, say) is clipped, not believed.
+const (
+	maxTxStep   = 10_000 // ns
+	txStepShift = 3      // the estimate moves 1/8 of the way to each sample
+	txChunk     = 8      // replies stamped and sent per sendmmsg
+)
 
 func (s *Server) newWorker(io packetIO, batch int) *worker {
 	w := &worker{
@@ -75,10 +87,10 @@ func (w *worker) handleBatch(n int) {
 	// read once per batch, right after the read returned.
 	var userRx time.Time
 	haveUserRx := false
+	var bytesIn uint64
 	for i := 0; i < n; i++ {
 		m := &w.in[i]
-		w.c.received.Add(1)
-		w.c.bytesIn.Add(uint64(m.n))
+		bytesIn += uint64(m.n)
 		if !classify(w.c, m, &w.req.Packet) {
 			continue
 		}
@@ -101,6 +113,9 @@ func (w *worker) handleBatch(n int) {
 		}
 		w.req.Raw = nil
 	}
+	// One atomic add per counter per batch, not per datagram.
+	w.c.received.Add(uint64(n))
+	w.c.bytesIn.Add(bytesIn)
 	w.flush()
 }
 
@@ -110,19 +125,44 @@ func (w *worker) flush() {
 		return
 	}
 	out := w.out[:w.nout]
-	xmit := ntpwire.TimeOf(w.s.src.Now())
 	var bytes uint64
-	for i := range out {
-		if out[i].stampXmit {
-			ntpwire.PutXmitTime(out[i].buf, xmit)
-		}
-		bytes += uint64(len(out[i].buf))
+	failed := 0
+	for len(out) > 0 {
+		k := min(len(out), txChunk)
+		bytes += w.sendChunk(out[:k], &failed)
+		out = out[k:]
 	}
-	failed := w.io.write(out)
-	w.c.replies.Add(uint64(len(out) - failed))
+	w.c.replies.Add(uint64(w.nout - failed))
 	w.c.sendError.Add(uint64(failed))
 	w.c.bytesOut.Add(bytes)
 	w.nout = 0
+}
+
+// sendChunk stamps and sends at most txChunk replies and returns their
+// bytes. The clock is read just before the send. The kernel then sends the
+// datagrams one after another (on loopback each one's delivery runs
+// inside the call), so reply i is stamped with the time it is expected to
+// leave: now + i·txStep (when its turn starts). Without that, the last reply of a batch
+// would carry a transmit time early by the time the kernel took to send
+// the others; short chunks keep the prediction's horizon short.
+func (w *worker) sendChunk(out []outMsg, failed *int) uint64 {
+	now := w.s.src.Now()
+	base := ntpwire.TimeOf(now)
+	step := w.txStep
+	var bytes uint64
+	for i := range out {
+		if out[i].stampXmit {
+			ntpwire.PutXmitTime(out[i].buf, base.Add(time.Duration(int64(i)*step)))
+		}
+		bytes += uint64(len(out[i].buf))
+	}
+	f := w.io.write(out)
+	*failed += f
+	if sent := len(out) - f; sent > 0 {
+		d := int64(w.s.src.Now().Sub(now)) / int64(sent)
+		w.txStep += (min(max(d, 0), maxTxStep) - w.txStep) >> txStepShift
+	}
+	return bytes
 }
 
 // responseWriter stages one reply into the worker's outgoing batch.
@@ -156,6 +196,37 @@ func (rw *responseWriter) stage(p *ntpwire.Packet, stampXmit bool) error {
 // Reply stages p; its transmit timestamp is set when the batch is sent.
 func (rw *responseWriter) Reply(p ntpwire.Packet) error {
 	return rw.stage(&p, true)
+}
+
+// ReplySealed stamps p's transmit time now, lets seal append its trailer
+// and stages the result without stamping it again.
+func (rw *responseWriter) ReplySealed(p ntpwire.Packet, seal func(pkt []byte) ([]byte, error)) error {
+	if rw.replied {
+		return ErrReplied
+	}
+	w := rw.w
+	o := &w.out[w.nout]
+	p.XmitTime = ntpwire.TimeOf(w.s.src.Now())
+	out, err := seal(p.AppendTo(o.buf[:0]))
+	if err != nil {
+		return err
+	}
+	if len(out) > rw.m.n {
+		w.c.oversize.Add(1)
+		rw.replied = true
+		return ErrReplyTooLong
+	}
+	// seal normally appends in place; copy when it did not (a no-op
+	// otherwise).
+	o.buf = o.buf[:len(out)]
+	copy(o.buf, out)
+	o.dst = rw.m.src
+	o.src = rw.m.dst
+	o.ifindex = rw.m.ifindex
+	o.stampXmit = false
+	rw.replied = true
+	w.nout++
+	return nil
 }
 
 // Kiss stages a kiss-o'-death answering the current request.

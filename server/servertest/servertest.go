@@ -45,6 +45,11 @@ type Recorder struct {
 	// Kissed holds the kiss code when the reply was a kiss-o'-death.
 	Kissed ntpwire.RefID
 	IsKiss bool
+	// Sealed holds the whole datagram ReplySealed produced, header and
+	// trailer; it is nil after Reply or Kiss.
+	Sealed []byte
+	// SealErr is the error seal returned, if any.
+	SealErr error
 }
 
 // Reset prepares r to record the answer to req.
@@ -75,5 +80,29 @@ func (r *Recorder) Kiss(code ntpwire.RefID) error {
 	}
 	r.Replied, r.IsKiss, r.Kissed = true, true, code
 	r.Packet = ntpwire.NewKiss(&req, code)
+	return nil
+}
+
+// ReplySealed records p with its transmit timestamp set from Clock (or as
+// the handler set it, without a Clock), and the datagram seal returns. It
+// enforces the writer's length rule when Request is set: a result longer
+// than Request.Raw fails with server.ErrReplyTooLong.
+func (r *Recorder) ReplySealed(p ntpwire.Packet, seal func(pkt []byte) ([]byte, error)) error {
+	if r.Replied {
+		return server.ErrReplied
+	}
+	if r.Clock != nil {
+		p.XmitTime = ntpwire.TimeOf(r.Clock.Now())
+	}
+	out, err := seal(p.AppendTo(make([]byte, 0, server.MaxPacket)))
+	if err != nil {
+		r.SealErr = err
+		return err
+	}
+	if r.Request != nil && len(out) > len(r.Request.Raw) {
+		r.Replied = true
+		return server.ErrReplyTooLong
+	}
+	r.Replied, r.Packet, r.Sealed = true, p, out
 	return nil
 }

@@ -1,0 +1,170 @@
+// Command ntpload is a load generator for NTP servers. It sends client
+// (mode 3) requests from many UDP sockets, at a target rate or as fast as
+// the server answers, for a bounded time; checks every reply (mode 4,
+// origin timestamp equal to the request's transmit timestamp, T3 >= T2);
+// and reports what it sent and got back, losses, kiss-o'-death codes,
+// replies per second and percentiles of the round-trip time, of the
+// server's own time (T3-T2) and of the clock offset the client computes.
+//
+// Each request carries a random transmit timestamp, as chrony's client
+// does; the real send time stays in the client. On loopback client and
+// server read the same clock, so the offset is the timestamps' error.
+//
+// Usage:
+//
+//	ntpload [-rate N] [-duration 10s] [-sockets 16] [-src 127.0.0.2-127.0.0.20] [-json] host:port
+//
+// Only run it against servers you operate: at full speed it is a
+// denial-of-service tool.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// maxDuration bounds a run.
+const maxDuration = 10 * time.Minute
+
+type config struct {
+	target   netip.AddrPort
+	rate     float64
+	duration time.Duration
+	sockets  int
+	threads  int
+	batch    int
+	window   int
+	timeout  time.Duration
+	bufSize  int
+	srcs     []netip.Addr
+	json     bool
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "ntpload:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	res, err := load(cfg)
+	if err != nil {
+		return err
+	}
+	rep := res.report(cfg)
+	if cfg.json {
+		return rep.writeJSON(stdout)
+	}
+	rep.writeText(stdout)
+	return nil
+}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("ntpload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: ntpload [flags] host:port")
+		fs.PrintDefaults()
+	}
+	cfg := &config{}
+	fs.Float64Var(&cfg.rate, "rate", 0, "requests per `second` in total; 0 sends as fast as replies come back")
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, fmt.Sprintf("how long to send (at most %v)", maxDuration))
+	fs.IntVar(&cfg.sockets, "sockets", 16, "client sockets (source ports)")
+	fs.IntVar(&cfg.threads, "threads", runtime.GOMAXPROCS(0), "goroutines driving the sockets")
+	fs.IntVar(&cfg.batch, "batch", 16, "datagrams per sendmmsg/recvmmsg")
+	fs.IntVar(&cfg.window, "window", 0, "requests outstanding per socket (default: 2×batch, or the ring size with -rate)")
+	fs.DurationVar(&cfg.timeout, "timeout", 500*time.Millisecond, "a request unanswered this long is lost")
+	fs.IntVar(&cfg.bufSize, "buffer", 1<<20, "SO_RCVBUF/SO_SNDBUF `bytes` per socket; 0 keeps the default")
+	src := fs.String("src", "", "source `addresses` to spread the sockets over: a list or a range, e.g. 127.0.0.2-127.0.0.20")
+	fs.BoolVar(&cfg.json, "json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return nil, errors.New("need exactly one target host:port")
+	}
+	var err error
+	if cfg.target, err = netip.ParseAddrPort(fs.Arg(0)); err != nil {
+		return nil, fmt.Errorf("target %q: want an IP address and port: %w", fs.Arg(0), err)
+	}
+	cfg.target = netip.AddrPortFrom(cfg.target.Addr().Unmap(), cfg.target.Port())
+	switch {
+	case cfg.duration <= 0 || cfg.duration > maxDuration:
+		return nil, fmt.Errorf("-duration %v: want more than 0 and at most %v", cfg.duration, maxDuration)
+	case cfg.rate < 0:
+		return nil, fmt.Errorf("-rate %v is negative", cfg.rate)
+	case cfg.sockets < 1 || cfg.sockets > 4096:
+		return nil, fmt.Errorf("-sockets %d: want 1–4096", cfg.sockets)
+	case cfg.threads < 1:
+		return nil, fmt.Errorf("-threads %d: want at least 1", cfg.threads)
+	case cfg.batch < 1 || cfg.batch > 1024:
+		return nil, fmt.Errorf("-batch %d: want 1–1024", cfg.batch)
+	case cfg.window < 0 || cfg.window > ringSize:
+		return nil, fmt.Errorf("-window %d: want 0–%d", cfg.window, ringSize)
+	case cfg.timeout <= 0:
+		return nil, fmt.Errorf("-timeout %v: want more than 0", cfg.timeout)
+	}
+	if cfg.window == 0 {
+		cfg.window = 2 * cfg.batch
+		if cfg.rate > 0 {
+			cfg.window = ringSize / 2
+		}
+	}
+	if *src != "" {
+		if cfg.srcs, err = parseSources(*src); err != nil {
+			return nil, err
+		}
+		for _, a := range cfg.srcs {
+			if a.Is4() != cfg.target.Addr().Is4() {
+				return nil, fmt.Errorf("-src %v: not the target's address family", a)
+			}
+		}
+	}
+	return cfg, nil
+}
+
+// parseSources reads "a,b,c" or "first-last" (at most 65536 addresses).
+func parseSources(s string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		first, err := netip.ParseAddr(lo)
+		if err != nil {
+			return nil, fmt.Errorf("-src %q: %w", part, err)
+		}
+		if !isRange {
+			out = append(out, first)
+			continue
+		}
+		last, err := netip.ParseAddr(hi)
+		if err != nil {
+			return nil, fmt.Errorf("-src %q: %w", part, err)
+		}
+		if first.Is4() != last.Is4() || last.Less(first) {
+			return nil, fmt.Errorf("-src %q: not an ascending range of one family", part)
+		}
+		for a := first; ; a = a.Next() {
+			out = append(out, a)
+			if len(out) > 65536 {
+				return nil, fmt.Errorf("-src %q: more than 65536 addresses", part)
+			}
+			if a == last {
+				break
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/ntpkit/ntpkit/ntpwire"
+)
+
+// Reasons a reply is invalid.
+const (
+	badShort      = iota // shorter than an NTP header
+	badMode              // not mode 4
+	badOrigin            // origin timestamp matches no outstanding request
+	badT3BeforeT2        // transmit timestamp before receive timestamp
+	numBad
+)
+
+var badNames = [numBad]string{"short", "bad_mode", "origin_mismatch", "t3_before_t2"}
+
+// result is one loader's tally; results are merged at the end.
+type result struct {
+	sent, replies, valid, lost uint64
+	sendErrors, recvErrors     uint64
+	invalid                    [numBad]uint64
+	kod                        map[ntpwire.RefID]uint64
+	rtt, proc, offset          hist
+	sendNanos                  int64
+}
+
+func (r *result) init() { r.kod = make(map[ntpwire.RefID]uint64) }
+
+func (r *result) merge(o *result) {
+	r.sent += o.sent
+	r.replies += o.replies
+	r.valid += o.valid
+	r.lost += o.lost
+	r.sendErrors += o.sendErrors
+	r.recvErrors += o.recvErrors
+	for i := range r.invalid {
+		r.invalid[i] += o.invalid[i]
+	}
+	for k, v := range o.kod {
+		r.kod[k] += v
+	}
+	r.rtt.merge(&o.rtt)
+	r.proc.merge(&o.proc)
+	r.offset.merge(&o.offset)
+	r.sendNanos = max(r.sendNanos, o.sendNanos)
+}
+
+// Report is ntpload's output; -json prints it as is.
+type Report struct {
+	Target      string            `json:"target"`
+	Sockets     int               `json:"sockets"`
+	Rate        float64           `json:"offered_rate"` // requests/s asked for; 0: as fast as possible
+	Seconds     float64           `json:"seconds"`
+	Sent        uint64            `json:"sent"`
+	Replies     uint64            `json:"replies"`
+	Valid       uint64            `json:"valid"`
+	Invalid     map[string]uint64 `json:"invalid"`
+	KoD         map[string]uint64 `json:"kod"`
+	Lost        uint64            `json:"lost"`
+	LossPercent float64           `json:"loss_percent"`
+	SendErrors  uint64            `json:"send_errors"`
+	RecvErrors  uint64            `json:"recv_errors"`
+	SentPerSec  float64           `json:"sent_per_s"`
+	RepliesPerS float64           `json:"replies_per_s"`
+	RTT         Percentiles       `json:"rtt_us"`         // round trip less server time
+	Proc        Percentiles       `json:"server_time_us"` // T3-T2
+	Offset      Percentiles       `json:"offset_us"`      // ((T2-T1)+(T3-T4))/2
+	AbsOffset   Percentiles       `json:"abs_offset_us"`  // |offset|
+}
+
+// Percentiles are in microseconds.
+type Percentiles struct {
+	P1   float64 `json:"p1"`
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p99.9"`
+}
+
+func percentiles(h *hist, abs bool) Percentiles {
+	q := h.quantile
+	if abs {
+		q = h.absQuantile
+	}
+	us := func(f float64) float64 { return float64(int64(f)) / 1e3 }
+	return Percentiles{P1: us(q(0.01)), P50: us(q(0.5)), P90: us(q(0.9)), P99: us(q(0.99)), P999: us(q(0.999))}
+}
+
+func (r *result) report(cfg *config) Report {
+	secs := float64(r.sendNanos) / 1e9
+	rep := Report{
+		Target:     cfg.target.String(),
+		Sockets:    cfg.sockets,
+		Rate:       cfg.rate,
+		Seconds:    secs,
+		Sent:       r.sent,
+		Replies:    r.replies,
+		Valid:      r.valid,
+		Invalid:    map[string]uint64{},
+		KoD:        map[string]uint64{},
+		Lost:       r.lost,
+		SendErrors: r.sendErrors,
+		RecvErrors: r.recvErrors,
+		RTT:        percentiles(&r.rtt, false),
+		Proc:       percentiles(&r.proc, false),
+		Offset:     percentiles(&r.offset, false),
+		AbsOffset:  percentiles(&r.offset, true),
+	}
+	for i, n := range r.invalid {
+		if n > 0 {
+			rep.Invalid[badNames[i]] = n
+		}
+	}
+	for k, v := range r.kod {
+		rep.KoD[k.String()] = v
+	}
+	if r.sent > 0 {
+		rep.LossPercent = 100 * float64(r.lost) / float64(r.sent)
+	}
+	if secs > 0 {
+		rep.SentPerSec = float64(r.sent) / secs
+		rep.RepliesPerS = float64(r.replies) / secs
+	}
+	return rep
+}
+
+func (rep *Report) writeJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+func (rep *Report) writeText(w io.Writer) {
+	rate := "as fast as possible"
+	if rep.Rate > 0 {
+		rate = fmt.Sprintf("%.0f/s", rep.Rate)
+	}
+	fmt.Fprintf(w, "target %s, %d sockets, offered %s, %.1f s\n", rep.Target, rep.Sockets, rate, rep.Seconds)
+	fmt.Fprintf(w, "sent %d (%.0f/s)  replies %d (%.0f/s)  valid %d  lost %d (%.3f%%)\n",
+		rep.Sent, rep.SentPerSec, rep.Replies, rep.RepliesPerS, rep.Valid, rep.Lost, rep.LossPercent)
+	fmt.Fprintf(w, "invalid %s  kod %s  send errors %d  receive errors %d\n",
+		fmtCounts(rep.Invalid), fmtCounts(rep.KoD), rep.SendErrors, rep.RecvErrors)
+	fmt.Fprintf(w, "%-22s %9s %9s %9s %9s %9s\n", "µs", "p1", "p50", "p90", "p99", "p99.9")
+	for _, row := range []struct {
+		name string
+		p    Percentiles
+	}{
+		{"rtt (less T3-T2)", rep.RTT},
+		{"server time T3-T2", rep.Proc},
+		{"offset", rep.Offset},
+		{"|offset|", rep.AbsOffset},
+	} {
+		fmt.Fprintf(w, "%-22s %9.1f %9.1f %9.1f %9.1f %9.1f\n", row.name, row.p.P1, row.p.P50, row.p.P90, row.p.P99, row.p.P999)
+	}
+}
+
+func fmtCounts(m map[string]uint64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	s := ""
+	for i, k := range keys {
+		if i > 0 {
+			s += ","
+		}
+		s += fmt.Sprintf("%s=%d", k, m[k])
+	}
+	return s
+}

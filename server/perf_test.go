@@ -1,0 +1,186 @@
+package server
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/ntpkit/ntpkit/ntpwire"
+)
+
+// TestKernelReceiveStamps checks that on Linux the socket path takes T2
+// from the kernel: the stamp is set, and it precedes the moment the read
+// returned to user space.
+func TestKernelReceiveStamps(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("kernel receive stamps are read on Linux only")
+	}
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Skip(err)
+	}
+	defer pc.Close()
+	newIO, err := openPacketIO(pc, 4, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io := newIO()
+	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(localAddrPort(pc)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	before := time.Now()
+	if _, err := c.Write(reqBytes()); err != nil {
+		t.Fatal(err)
+	}
+	// Let the datagram wait in the socket, as it would in a busy server's
+	// queue: the kernel stamp must not include the wait.
+	time.Sleep(20 * time.Millisecond)
+	pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	in := make([]inMsg, 4)
+	for i := range in {
+		in[i].buf = make([]byte, MaxPacket)
+	}
+	n, err := io.read(in)
+	after := time.Now()
+	if err != nil || n != 1 {
+		t.Fatalf("read: %d, %v", n, err)
+	}
+	if in[0].rxNanos == 0 {
+		t.Fatal("no kernel receive timestamp")
+	}
+	rx := time.Unix(0, in[0].rxNanos)
+	if rx.Before(before) || after.Sub(rx) < 15*time.Millisecond {
+		t.Errorf("kernel stamp %v: want after the send (%v) and about 20ms before the read returned (%v)", rx, before, after)
+	}
+	if in[0].dst != netip.MustParseAddr("127.0.0.1") {
+		t.Errorf("destination %v, want 127.0.0.1", in[0].dst)
+	}
+}
+
+// TestTransmitStampsWithinBatch checks the per-datagram transmit stamps:
+// within a batch they never go backwards and never precede T2.
+func TestTransmitStampsWithinBatch(t *testing.T) {
+	s := &Server{}
+	s.init()
+	io := &memIO{src: netip.MustParseAddrPort("192.0.2.1:40000"), keep: true}
+	for i := 0; i < DefaultBatch; i++ {
+		io.reqs = append(io.reqs, reqBytes())
+	}
+	w := s.newWorker(io, DefaultBatch)
+	w.txStep = 1500 // as if each send took 1.5 µs
+	n, _ := w.io.read(w.in)
+	w.handleBatch(n)
+	if len(io.written) != DefaultBatch {
+		t.Fatalf("%d replies, want %d", len(io.written), DefaultBatch)
+	}
+	var prev ntpwire.Time
+	for i, raw := range io.written {
+		var p ntpwire.Packet
+		if err := p.Decode(raw); err != nil {
+			t.Fatal(err)
+		}
+		if p.XmitTime.Sub(p.RecvTime) < 0 {
+			t.Errorf("reply %d: T3 %v before T2 %v", i, p.XmitTime, p.RecvTime)
+		}
+		if i%txChunk != 0 && p.XmitTime.Sub(prev) < time.Microsecond {
+			t.Errorf("reply %d: T3 only %v after the previous reply's", i, p.XmitTime.Sub(prev))
+		}
+		prev = p.XmitTime
+	}
+}
+
+// passThrough is a middleware that only calls next, to measure what a
+// chain of them costs.
+func passThrough(next Handler) Handler {
+	return HandlerFunc(func(w ResponseWriter, r *Request) { next.ServeNTP(w, r) })
+}
+
+// BenchmarkHandleBatchChain is BenchmarkHandleBatch with four middleware
+// layers in front of the responder.
+func BenchmarkHandleBatchChain(b *testing.B) {
+	s := &Server{}
+	s.init()
+	s.handler = Chain(s.handler, passThrough, passThrough, passThrough, passThrough)
+	io := &memIO{src: netip.MustParseAddrPort("192.0.2.1:40000")}
+	for i := 0; i < DefaultBatch; i++ {
+		io.reqs = append(io.reqs, reqBytes())
+	}
+	w := s.newWorker(io, DefaultBatch)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += DefaultBatch {
+		n, _ := w.io.read(w.in)
+		w.handleBatch(n)
+	}
+}
+
+// BenchmarkServeLoopback drives a served loopback socket with a window of
+// outstanding requests from one client socket; an op is one request
+// answered. Profile it with -cpuprofile to see the serving path (the
+// client's share is in the profile too).
+func BenchmarkServeLoopback(b *testing.B) {
+	s := &Server{ReadBuffer: 1 << 20}
+	addr := startServer(b, s, "udp4")
+	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadBuffer(1 << 20)
+	req := reqBytes()
+	buf := make([]byte, 512)
+	const window = 16
+	c.SetDeadline(time.Now().Add(time.Minute))
+	b.ReportAllocs()
+	b.ResetTimer()
+	out := 0
+	for i := 0; i < b.N; i++ {
+		for out < window {
+			if _, err := c.Write(req); err != nil {
+				b.Fatal(err)
+			}
+			out++
+		}
+		if _, err := c.Read(buf); err != nil {
+			b.Fatal(err)
+		}
+		out--
+	}
+	b.StopTimer()
+	c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	for ; out > 0; out-- {
+		if _, err := c.Read(buf); err != nil {
+			break
+		}
+	}
+}
+
+func TestServeAllContextStops(t *testing.T) {
+	conns, err := ListenUDP(context.Background(), "udp4", "127.0.0.1:0", 2)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- (&Server{}).ServeAll(ctx, conns) }()
+	time.Sleep(10 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("ServeAll returned nil")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("ServeAll did not stop when its context ended")
+	}
+}
