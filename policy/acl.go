@@ -133,6 +133,8 @@ type ACL struct {
 	def   Action
 	v4def Action // decision for IPv4 addresses no longer prefix matches (/0 rule or def)
 	v6def Action
+	v4all bool      // a /0 or "all" rule covers IPv4
+	v6all bool      // a /0 or "all" rule covers IPv6
 	v4    []v4Table // longest prefix first
 	v6    []v6Table // longest prefix first
 }
@@ -153,6 +155,7 @@ func New(rules []Rule, def Action) (*ACL, error) {
 		}
 		if r.IsAll() {
 			a.v4def, a.v6def = r.Action, r.Action
+			a.v4all, a.v6all = true, true
 			continue
 		}
 		if !r.Prefix.IsValid() {
@@ -162,7 +165,7 @@ func New(rules []Rule, def Action) (*ACL, error) {
 		bits := p.Bits()
 		if p.Addr().Is4() {
 			if bits == 0 {
-				a.v4def = r.Action
+				a.v4def, a.v4all = r.Action, true
 				continue
 			}
 			m := v4[bits]
@@ -174,7 +177,7 @@ func New(rules []Rule, def Action) (*ACL, error) {
 			continue
 		}
 		if bits == 0 {
-			a.v6def = r.Action
+			a.v6def, a.v6all = r.Action, true
 			continue
 		}
 		m := v6[bits]
@@ -242,8 +245,19 @@ func key6(a netip.Addr) u128 {
 // the default when no rule matches (also for the zero netip.Addr). A nil
 // *ACL returns Allow. Decide does not allocate.
 func (a *ACL) Decide(ip netip.Addr) Action {
+	act, _ := a.Match(ip)
+	return act
+}
+
+// Match is Decide, also reporting whether a rule matched ip: matched is
+// false when the Action is only the default. A /0 or "all" rule matches
+// every address of its family. Callers that combine an ACL with other
+// rules, such as a NameACL consulted only for addresses no address rule
+// covers, use it. A nil *ACL returns (Allow, false). Match does not
+// allocate.
+func (a *ACL) Match(ip netip.Addr) (act Action, matched bool) {
 	if a == nil {
-		return Allow
+		return Allow, false
 	}
 	ip = ip.Unmap()
 	switch {
@@ -252,21 +266,21 @@ func (a *ACL) Decide(ip netip.Addr) Action {
 		for i := range a.v4 {
 			t := &a.v4[i]
 			if act, ok := t.m[k&t.mask]; ok {
-				return act
+				return act, true
 			}
 		}
-		return a.v4def
+		return a.v4def, a.v4all
 	case ip.Is6():
 		k := key6(ip)
 		for i := range a.v6 {
 			t := &a.v6[i]
 			if act, ok := t.m[u128{k.hi & t.mask.hi, k.lo & t.mask.lo}]; ok {
-				return act
+				return act, true
 			}
 		}
-		return a.v6def
+		return a.v6def, a.v6all
 	}
-	return a.def
+	return a.def, false
 }
 
 // Allowed reports whether Decide(ip) is Allow.

@@ -296,3 +296,39 @@ func BenchmarkDecide(b *testing.B) {
 		})
 	}
 }
+
+func TestMatch(t *testing.T) {
+	a, err := Parse([]string{"allow 192.0.2.0/24", "deny 2001:db8::/32"}, Deny)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		ip      string
+		act     Action
+		matched bool
+	}{
+		{"192.0.2.9", Allow, true},
+		{"::ffff:192.0.2.9", Allow, true},
+		{"198.51.100.1", Deny, false},
+		{"2001:db8::1", Deny, true},
+		{"2001:db9::1", Deny, false},
+	} {
+		act, ok := a.Match(netip.MustParseAddr(tc.ip))
+		if act != tc.act || ok != tc.matched {
+			t.Errorf("Match(%s) = %v, %v; want %v, %v", tc.ip, act, ok, tc.act, tc.matched)
+		}
+	}
+	all, err := Parse([]string{"deny 0.0.0.0/0"}, Allow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if act, ok := all.Match(netip.MustParseAddr("203.0.113.1")); act != Deny || !ok {
+		t.Errorf("a /0 rule: Match = %v, %v; want deny, true", act, ok)
+	}
+	if act, ok := all.Match(netip.MustParseAddr("2001:db8::1")); act != Allow || ok {
+		t.Errorf("IPv6 with only an IPv4 /0 rule: Match = %v, %v; want allow, false", act, ok)
+	}
+	if act, ok := (*ACL)(nil).Match(netip.MustParseAddr("192.0.2.1")); act != Allow || ok {
+		t.Errorf("nil ACL: Match = %v, %v; want allow, false", act, ok)
+	}
+}

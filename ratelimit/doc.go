@@ -8,14 +8,15 @@
 // whole IPv6 /64 shares one bucket by default.
 //
 // The table is allocated once, by New, from Config.MemoryBytes and never
-// grows: it is a set-associative hash table of EntryBytes-byte entries in
-// buckets of 8. When the hash bucket of a new client is full, the entry with
+// grows: it is a set-associative hash table of EntryBytes-byte (16-byte)
+// entries in buckets of 4, each bucket one 64-byte cache line. When the hash bucket of a new client is full, the entry with
 // the most tokens left (the one idle longest relative to its use) is
 // replaced, so a
 // flood of spoofed source addresses costs no memory and cannot wipe out the
 // state of a client that is being limited. Addresses are hashed with a
 // per-table random seed, so an attacker cannot aim at one bucket. The
-// default 16 MiB holds 524288 clients; the locks and counters add 32 KiB.
+// default 16 MiB holds 1048576 clients; the locks and counters add 32 KiB.
+// Ten million spoofed addresses cost no more than one: the table's size.
 //
 // Table.Allow is safe for concurrent use: the table is split into shards,
 // each with its own lock, and Allow allocates nothing. Table.Check also

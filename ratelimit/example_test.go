@@ -51,5 +51,5 @@ func Example() {
 	// 7 drop
 	// 2s later: reply
 	// same /64: drop
-	// table holds 524288 clients in 16777216 bytes
+	// table holds 1048576 clients in 16777216 bytes
 }

@@ -3,9 +3,9 @@ package ratelimit
 import (
 	"encoding/binary"
 	"fmt"
-	"hash/maphash"
 	"math"
 	"math/bits"
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"time"
@@ -30,19 +30,21 @@ const (
 	DefaultMemoryBytes = 16 << 20
 )
 
-// EntryBytes is the memory one client entry takes in a Table: the masked
-// address (16 bytes), the bucket state (8 bytes), the count of consecutive
-// refused requests (4 bytes) and flags (4 bytes).
-const EntryBytes = 32
+// EntryBytes is the memory one client entry takes in a Table: the
+// bucket state (8 bytes), a 32-bit fingerprint of the masked address
+// (4 bytes) and the count of consecutive refused requests (4 bytes).
+// Entries are kept in hash buckets of 4, one 64-byte cache line, so a
+// lookup touches one line of the table.
+const EntryBytes = 16
 
 // ways is the number of entries per hash bucket.
-const ways = 8
+const ways = 4
 
 // bucketBytes is the size of one hash bucket.
 const bucketBytes = ways * EntryBytes
 
-// MinMemoryBytes is the smallest Config.MemoryBytes accepted: 16 hash
-// buckets of 8 entries, 128 clients.
+// MinMemoryBytes is the smallest Config.MemoryBytes accepted: 64 hash
+// buckets of 4 entries, 256 clients.
 const MinMemoryBytes = 4096
 
 // maxShards bounds the number of locks.
@@ -110,19 +112,20 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-const (
-	flagUsed = 1 << iota
-	flagIPv6
-)
-
 // entry is one client. Its bucket state is GCRA's theoretical arrival time
 // (tat): the bucket is full when tat <= now, and each token spent moves tat
 // one Interval later. A single int64 thus stands for "tokens + last time".
+//
+// The client is known by a 32-bit fingerprint of its hashed address, drawn
+// from other hash bits than the bucket index: two clients are confused only
+// if both land in the same bucket and their fingerprints match, about once
+// in a billion lookups even with the table full. The hash is keyed with a
+// random per-table seed, so an attacker cannot arrange it; the harm would
+// be two clients sharing one rate limit for a while.
 type entry struct {
-	hi, lo  uint64 // masked address; IPv4 in lo
 	tat     int64  // Unix nanoseconds
+	fp      uint32 // fingerprint; 0: free
 	dropped uint32 // consecutive refused requests
-	flags   uint32
 }
 
 type bucket [ways]entry
@@ -143,9 +146,9 @@ type shard struct {
 // safe for concurrent use.
 type Table struct {
 	cfg       Config
-	seed      maphash.Seed
-	interval  int64 // nanoseconds per token
-	tolerance int64 // (Burst-1) * interval
+	key       [4]uint64 // hash seed
+	interval  int64     // nanoseconds per token
+	tolerance int64     // (Burst-1) * interval
 	mask4     uint32
 	mask6     [2]uint64
 	buckets   []bucket
@@ -165,7 +168,7 @@ func New(cfg Config) (*Table, error) {
 	ns := min(nb, maxShards)
 	t := &Table{
 		cfg:       cfg,
-		seed:      maphash.MakeSeed(),
+		key:       [4]uint64{rand.Uint64(), rand.Uint64(), rand.Uint64(), rand.Uint64()},
 		interval:  int64(cfg.Interval),
 		tolerance: int64(cfg.Burst-1) * int64(cfg.Interval),
 		mask4:     ^uint32(0) << (32 - cfg.IPv4Prefix),
@@ -215,8 +218,7 @@ func (t *Table) Allow(now time.Time, ip netip.Addr) bool {
 
 // Check is Allow, also reporting the client's consecutive refused requests.
 func (t *Table) Check(now time.Time, ip netip.Addr) Result {
-	var hi, lo uint64
-	var flags uint32 = flagUsed
+	var hi, lo, family uint64
 	ip = ip.Unmap()
 	switch {
 	case ip.Is4():
@@ -226,11 +228,15 @@ func (t *Table) Check(now time.Time, ip netip.Addr) Result {
 		b := ip.As16()
 		hi = binary.BigEndian.Uint64(b[:8]) & t.mask6[0]
 		lo = binary.BigEndian.Uint64(b[8:]) & t.mask6[1]
-		flags |= flagIPv6
+		family = 1
 	default:
 		return Result{}
 	}
-	h := maphash.Comparable(t.seed, [2]uint64{hi ^ uint64(flags), lo})
+	h := t.hash(hi, lo, family)
+	fp := uint32(h >> 32)
+	if fp == 0 {
+		fp = 1
+	}
 	bi := h & t.bmask
 	b := &t.buckets[bi]
 	s := &t.shards[bi&t.smask]
@@ -244,12 +250,12 @@ func (t *Table) Check(now time.Time, ip netip.Addr) Result {
 	victim, vtat := 0, int64(math.MaxInt64)
 	for i := range b {
 		x := &b[i]
-		if x.flags == flags && x.lo == lo && x.hi == hi {
+		if x.fp == fp {
 			e = x
 			break
 		}
 		xt := x.tat
-		if x.flags == 0 {
+		if x.fp == 0 {
 			xt = math.MinInt64
 		}
 		if xt < vtat {
@@ -259,12 +265,12 @@ func (t *Table) Check(now time.Time, ip netip.Addr) Result {
 	if e == nil {
 		e = &b[victim]
 		switch {
-		case e.flags == 0:
+		case e.fp == 0:
 			s.used++
 		case e.tat > nowNS:
 			s.evictions++ // the old client still had tokens owing
 		}
-		*e = entry{hi: hi, lo: lo, tat: nowNS, flags: flags}
+		*e = entry{tat: nowNS, fp: fp}
 	}
 	// Under a monotonic clock tat never exceeds now+tolerance+interval; if
 	// the clock stepped back, forget the excess so clients are not shut out
@@ -284,6 +290,14 @@ func (t *Table) Check(now time.Time, ip netip.Addr) Result {
 	}
 	s.mu.Unlock()
 	return r
+}
+
+// hash mixes a masked address with the table's secret key, in the manner
+// of wyhash: two rounds of a 64x64->128-bit multiply folded to 64 bits.
+func (t *Table) hash(hi, lo, family uint64) uint64 {
+	x1, x0 := bits.Mul64(hi^t.key[0], lo^t.key[1])
+	y1, y0 := bits.Mul64(x1^x0^t.key[2], family^t.key[3])
+	return y1 ^ y0
 }
 
 // Stats are cumulative counters of a Table.

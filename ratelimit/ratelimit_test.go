@@ -70,8 +70,8 @@ func TestDefaults(t *testing.T) {
 	if d := cmp.Diff(want, tab.Config()); d != "" {
 		t.Errorf("Config mismatch (-want +got):\n%s", d)
 	}
-	if got := tab.Entries(); got != 524288 {
-		t.Errorf("Entries = %d, want 524288", got)
+	if got := tab.Entries(); got != 1048576 {
+		t.Errorf("Entries = %d, want 1048576", got)
 	}
 	ip := netip.MustParseAddr("2001:db8::1")
 	for i := range 8 {

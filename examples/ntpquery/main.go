@@ -2,9 +2,16 @@
 // every field of the reply, with the offset and round-trip delay it
 // implies, like ntpdig.
 //
+// With -status it instead reads the management API of an ntpkit daemon
+// (examples/standalone) and prints the daemon's status: reference data,
+// sync state, upstream sources and reloads. The bearer token, when the API
+// needs one, is read from -token-file or the NTPKIT_API_TOKEN environment
+// variable.
+//
 // Usage:
 //
 //	ntpquery [-timeout 5s] [-version 4] host[:port]
+//	ntpquery -status http://127.0.0.1:8080 [-token-file file]
 package main
 
 import (
@@ -16,6 +23,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/ntpkit/ntpkit/ntpwire"
@@ -33,8 +41,24 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the reply")
 	version := fs.Int("version", 4, "NTP version to send (1–4)")
+	statusURL := fs.String("status", "", "print the status from an ntpkit daemon's management API at this `URL` instead of querying NTP")
+	tokenFile := fs.String("token-file", "", "`file` holding the management API's bearer token (default: $NTPKIT_API_TOKEN)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *statusURL != "" {
+		if fs.NArg() != 0 {
+			return errors.New("-status takes no NTP server address")
+		}
+		token := os.Getenv("NTPKIT_API_TOKEN")
+		if *tokenFile != "" {
+			data, err := os.ReadFile(*tokenFile)
+			if err != nil {
+				return fmt.Errorf("-token-file: %w", err)
+			}
+			token = strings.TrimSpace(string(data))
+		}
+		return printStatus(stdout, *statusURL, token, *timeout)
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()

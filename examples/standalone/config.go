@@ -27,6 +27,32 @@ type Config struct {
 	Server ServerConfig `json:"server"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `json:"log_level"`
+	// API is the HTTP management API (health, status, stats, metrics).
+	API APIConfig `json:"api"`
+	// Access says which clients are answered (see policy.go).
+	Access AccessConfig `json:"access"`
+	// RateLimit limits each client and all together, and bounds the
+	// kiss-o'-death replies (see policy.go).
+	RateLimit RateLimitConfig `json:"rate_limit"`
+	// NTS configures Network Time Security (see nts.go).
+	NTS NTSConfig `json:"nts"`
+	// KeysFile names a symmetric key file in chrony's format (ID TYPE
+	// KEY per line); requests MACed with one of its keys get MACed
+	// replies. Empty: no symmetric keys. Read at start only.
+	KeysFile string `json:"keys_file"`
+	// Upstream lists the NTP servers to synchronise to (see upstream.go);
+	// none: serve the local clock.
+	Upstream UpstreamConfig `json:"upstream"`
+}
+
+// APIConfig configures the HTTP management API.
+type APIConfig struct {
+	// Listen is the TCP address of the API, an IP and a port; empty
+	// turns the API off.
+	Listen string `json:"listen"`
+	// TokenFile names a file holding a bearer token that every request
+	// must present ("Authorization: Bearer <token>"); empty: no auth.
+	TokenFile string `json:"token_file"`
 }
 
 // LocalConfig is the local clock's reference data.
@@ -141,8 +167,25 @@ func (c *Config) Validate() error {
 	if c.Server.Workers > 1024 {
 		return fieldErr("server.workers", "%d is more than 1024", c.Server.Workers)
 	}
+	if err := c.Upstream.validate(); err != nil {
+		return err
+	}
 	if _, err := parseLogLevel(c.LogLevel); err != nil {
 		return fieldErr("log_level", "%v", err)
+	}
+	if err := c.validatePolicy(); err != nil {
+		return err
+	}
+	if c.API.Listen != "" {
+		if err := validateUDPAddr(c.API.Listen); err != nil {
+			return fieldErr("api.listen", "%q: %v", c.API.Listen, err)
+		}
+	}
+	if c.API.TokenFile != "" && c.API.Listen == "" {
+		return fieldErr("api.token_file", "set but the API is off (api.listen is empty)")
+	}
+	if err := c.NTS.validate(); err != nil {
+		return err
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,9 +55,17 @@ type Daemon struct {
 	Stderr *syncBuffer
 }
 
-// StartDaemon runs bin with args and stops it at cleanup.
+// StartDaemon runs bin with args and stops it at cleanup. Unless args
+// choose the management API's address with -api, the API listens on a
+// free loopback port (see APIURL), so daemons never fight over the
+// default 127.0.0.1:8080.
 func StartDaemon(t testing.TB, bin string, args ...string) *Daemon {
 	t.Helper()
+	if !slices.ContainsFunc(args, func(a string) bool {
+		return a == "-api" || a == "--api" || strings.HasPrefix(a, "-api=") || strings.HasPrefix(a, "--api=")
+	}) {
+		args = append([]string{"-api", "127.0.0.1:0"}, args...)
+	}
 	d := &Daemon{Cmd: exec.Command(bin, args...), Stderr: &syncBuffer{}}
 	d.Cmd.Stderr = d.Stderr
 	d.Cmd.Stdout = d.Stderr
@@ -80,6 +90,44 @@ func (d *Daemon) WaitLog(t testing.TB, s string, timeout time.Duration) {
 			t.Fatalf("daemon did not log %q within %v; log:\n%s", s, timeout, d.Stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// apiListeningRE matches the daemon's log line giving the API's address.
+var apiListeningRE = regexp.MustCompile(`msg="api listening" addr=(\S+)`)
+
+// APIURL waits for the daemon's management API and returns its base URL,
+// such as http://127.0.0.1:41234.
+func (d *Daemon) APIURL(t testing.TB) string {
+	t.Helper()
+	d.WaitLog(t, `msg="api listening"`, 10*time.Second)
+	m := apiListeningRE.FindStringSubmatch(d.Stderr.String())
+	if m == nil {
+		t.Fatalf("no API address in the log:\n%s", d.Stderr.String())
+	}
+	return "http://" + m[1]
+}
+
+// CountLog returns how many times the daemon's log contains s.
+func (d *Daemon) CountLog(s string) int { return strings.Count(d.Stderr.String(), s) }
+
+// WaitLogCount waits until the daemon's log contains s at least n times.
+func (d *Daemon) WaitLogCount(t testing.TB, s string, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for d.CountLog(s) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon did not log %q %d times within %v; log:\n%s", s, n, timeout, d.Stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Signal sends sig to the daemon.
+func (d *Daemon) Signal(t testing.TB, sig os.Signal) {
+	t.Helper()
+	if err := d.Cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
 	}
 }
 

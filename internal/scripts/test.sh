@@ -9,12 +9,16 @@ cd "$(dirname "$0")/../.."
 missing=()
 command -v chronyd >/dev/null 2>&1 || missing+=(chrony)
 command -v ntpdig >/dev/null 2>&1 || missing+=(ntpsec-ntpdig)
+# promtool (the reference parser for /metrics); the package's service is
+# never started: the policy-rc.d below refuses it.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if ((${#missing[@]})); then
 	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
 		echo "installing ${missing[*]}"
-		# Never let a package install start chronyd as a system service with
-		# Debian's default config (internet pools, clock steering): make sure
-		# a policy-rc.d refuses service starts while we install.
+		# Never let a package install start chronyd (or prometheus) as a
+		# system service with Debian's default config (internet pools, clock
+		# steering): make sure a policy-rc.d refuses service starts while we
+		# install.
 		created_policy=
 		if [ ! -e /usr/sbin/policy-rc.d ]; then
 			printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestDefaultConfigValid(t *testing.T) {
+	cfg := DefaultConfig()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("default config: %v", err)
+	}
+	if cfg.API.Listen != "127.0.0.1:8080" {
+		t.Errorf("default api.listen = %q, want 127.0.0.1:8080", cfg.API.Listen)
+	}
+	for _, a := range cfg.Listen {
+		if strings.HasSuffix(a, ":123") {
+			t.Errorf("default listen %q needs privileges; want an unprivileged port", a)
+		}
+	}
+}
+
+// TestPrintDefaultConfig checks that -print-default-config prints a file
+// that parses back into the defaults.
+func TestPrintDefaultConfig(t *testing.T) {
+	var out, errb bytes.Buffer
+	if err := run([]string{"-print-default-config"}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig(out.Bytes())
+	if err != nil {
+		t.Fatalf("printed default config does not parse: %v\n%s", err, out.String())
+	}
+	if diff := cmp.Diff(DefaultConfig(), cfg); diff != "" {
+		t.Errorf("printed default config differs (-default +printed):\n%s", diff)
+	}
+}
+
+func TestParseConfigOverridesDefaults(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`{"local": {"stratum": 3}, "api": {"listen": ""}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultConfig()
+	want.Local.Stratum = 3
+	want.API.Listen = ""
+	if diff := cmp.Diff(want, cfg); diff != "" {
+		t.Errorf("config (-want +got):\n%s", diff)
+	}
+}
+
+// TestConfigRefusesBadValues gives every field a bad value and checks that
+// the error names the field.
+func TestConfigRefusesBadValues(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		json  string
+		field string // FieldError.Field; empty: not a FieldError
+		want  string // in the message
+	}{
+		{"listen empty", `{"listen": []}`, "listen", "at least one"},
+		{"listen not host:port", `{"listen": ["127.0.0.1"]}`, "listen[0]", "missing port"},
+		{"listen port range", `{"listen": ["127.0.0.1:123", "[::1]:65536"]}`, "listen[1]", "0–65535"},
+		{"listen port negative", `{"listen": ["127.0.0.1:-1"]}`, "listen[0]", "0–65535"},
+		{"listen host name", `{"listen": ["localhost:123"]}`, "listen[0]", "IP address"},
+		{"listen wrong type", `{"listen": "127.0.0.1:123"}`, "listen", "wrong type"},
+		{"stratum zero", `{"local": {"stratum": 0}}`, "local.stratum", "1–15"},
+		{"stratum 16", `{"local": {"stratum": 16}}`, "local.stratum", "1–15"},
+		{"stratum wrong type", `{"local": {"stratum": "2"}}`, "local.stratum", "wrong type"},
+		{"stratum fraction", `{"local": {"stratum": 2.5}}`, "local.stratum", "wrong type"},
+		{"refid too long", `{"local": {"refid": "ABCDE"}}`, "local.refid", "4 ASCII"},
+		{"refid control char", `{"local": {"refid": "A\u0001"}}`, "local.refid", "non-printable"},
+		{"refid wrong type", `{"local": {"refid": 1}}`, "local.refid", "wrong type"},
+		{"sockets negative", `{"server": {"sockets": -1}}`, "server.sockets", "negative"},
+		{"sockets too many", `{"server": {"sockets": 5000}}`, "server.sockets", "1024"},
+		{"workers negative", `{"server": {"workers": -2}}`, "server.workers", "negative"},
+		{"workers too many", `{"server": {"workers": 2000}}`, "server.workers", "1024"},
+		{"read buffer negative", `{"server": {"read_buffer": -1}}`, "server.read_buffer", "negative"},
+		{"write buffer negative", `{"server": {"write_buffer": -1}}`, "server.write_buffer", "negative"},
+		{"write buffer wrong type", `{"server": {"write_buffer": "big"}}`, "server.write_buffer", "wrong type"},
+		{"log level", `{"log_level": "loud"}`, "log_level", "debug, info"},
+		{"api listen no port", `{"api": {"listen": "127.0.0.1"}}`, "api.listen", "missing port"},
+		{"api listen port range", `{"api": {"listen": "127.0.0.1:80800"}}`, "api.listen", "0–65535"},
+		{"api listen host name", `{"api": {"listen": "localhost:8080"}}`, "api.listen", "IP address"},
+		{"api listen wrong type", `{"api": {"listen": 8080}}`, "api.listen", "wrong type"},
+		{"api token without api", `{"api": {"listen": "", "token_file": "/etc/ntpkit/token"}}`, "api.token_file", "API is off"},
+		{"unknown top-level field", `{"listne": []}`, "", `unknown field "listne"`},
+		{"unknown nested field", `{"api": {"token": "x"}}`, "", `unknown field "token"`},
+		{"trailing data", `{} {}`, "", "trailing data"},
+		{"syntax error", `{"listen": [}`, "", "syntax error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.json))
+			if err == nil {
+				t.Fatalf("ParseConfig(%s) succeeded", tc.json)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not contain %q", err, tc.want)
+			}
+			var fe *FieldError
+			switch {
+			case tc.field == "" && errors.As(err, &fe):
+				t.Errorf("error %q is a FieldError for %q, want another kind", err, fe.Field)
+			case tc.field != "" && !errors.As(err, &fe):
+				t.Errorf("error %q is not a FieldError", err)
+			case tc.field != "" && fe.Field != tc.field:
+				t.Errorf("error names field %q, want %q (%v)", fe.Field, tc.field, err)
+			}
+		})
+	}
+}
+
+func TestLoadToken(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good", "s3cret\n")
+	if tok, err := loadToken(APIConfig{Listen: "127.0.0.1:0", TokenFile: good}); err != nil || tok != "s3cret" {
+		t.Errorf("loadToken(good) = %q, %v; want s3cret", tok, err)
+	}
+	if tok, err := loadToken(APIConfig{Listen: "127.0.0.1:0"}); err != nil || tok != "" {
+		t.Errorf("loadToken(no file) = %q, %v; want no token", tok, err)
+	}
+	for _, path := range []string{
+		filepath.Join(dir, "missing"),
+		write("empty", " \n"),
+		write("spaces", "two words\n"),
+	} {
+		_, err := loadToken(APIConfig{Listen: "127.0.0.1:0", TokenFile: path})
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != "api.token_file" {
+			t.Errorf("loadToken(%s) = %v, want a FieldError for api.token_file", path, err)
+		}
+	}
+}
+
+// TestRunRefusesBadConfig checks that the daemon refuses a bad file before
+// it binds anything, naming the field.
+func TestRunRefusesBadConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(path, []byte(`{"server": {"workers": -1}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	err := run([]string{"-config", path}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "server.workers") {
+		t.Fatalf("run with a bad config = %v, want an error naming server.workers", err)
+	}
+	if errb.Len() != 0 {
+		t.Errorf("run logged before refusing the config:\n%s", errb.String())
+	}
+}
+
+func TestMergeReloadable(t *testing.T) {
+	cur := DefaultConfig()
+	next := DefaultConfig()
+	next.Local.Stratum = 2
+	next.API.Listen = ""
+	merged, restart, err := mergeReloadable(cur, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"api", "local"}, restart); diff != "" {
+		t.Errorf("sections needing a restart (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(cur, merged); diff != "" {
+		t.Errorf("non-reloadable sections changed (-want +got):\n%s", diff)
+	}
+}

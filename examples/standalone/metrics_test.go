@@ -1,0 +1,344 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ntpkit/ntpkit/upstream"
+)
+
+// exposition is a parsed Prometheus text exposition: family types and
+// sample values keyed by series ("name{labels}" as written).
+type exposition struct {
+	types   map[string]string
+	samples map[string]float64
+}
+
+var (
+	metricNameRE = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
+	labelNameRE  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+)
+
+// parseExposition parses the text format strictly, for the subset the
+// daemon writes (counters, gauges, untyped): every family has one HELP and
+// one TYPE line before its samples, families are not interleaved or
+// repeated, names and labels are well formed, label values are properly
+// escaped, series are unique, counters end in _total and are not negative.
+func parseExposition(text string) (*exposition, error) {
+	e := &exposition{types: map[string]string{}, samples: map[string]float64{}}
+	if !strings.HasSuffix(text, "\n") {
+		return nil, fmt.Errorf("does not end in a newline")
+	}
+	helped := map[string]bool{}
+	var cur string // family of the samples being read
+	for i, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+		fail := func(format string, args ...any) error {
+			return fmt.Errorf("line %d %q: %s", i+1, line, fmt.Sprintf(format, args...))
+		}
+		switch {
+		case line == "":
+			return nil, fail("empty line")
+		case strings.HasPrefix(line, "# HELP "):
+			name, help, ok := strings.Cut(strings.TrimPrefix(line, "# HELP "), " ")
+			if !ok || !metricNameRE.MatchString(name) || help == "" {
+				return nil, fail("bad HELP line")
+			}
+			if helped[name] {
+				return nil, fail("second HELP for %s", name)
+			}
+			if _, seen := e.types[name]; seen {
+				return nil, fail("HELP after TYPE or samples for %s", name)
+			}
+			if err := checkEscapes(help, false); err != nil {
+				return nil, fail("%v", err)
+			}
+			helped[name] = true
+			cur = name
+		case strings.HasPrefix(line, "# TYPE "):
+			name, typ, ok := strings.Cut(strings.TrimPrefix(line, "# TYPE "), " ")
+			if !ok || name != cur || !helped[name] {
+				return nil, fail("TYPE line not right after its HELP line")
+			}
+			if _, seen := e.types[name]; seen {
+				return nil, fail("second TYPE for %s", name)
+			}
+			switch typ {
+			case "counter":
+				if !strings.HasSuffix(name, "_total") {
+					return nil, fail("counter name does not end in _total")
+				}
+			case "gauge", "untyped":
+			default:
+				return nil, fail("type %q", typ)
+			}
+			e.types[name] = typ
+		case strings.HasPrefix(line, "#"):
+			return nil, fail("unexpected comment")
+		default:
+			// No timestamps: the value follows the last space.
+			sp := strings.LastIndexByte(line, ' ')
+			if sp < 0 {
+				return nil, fail("no value")
+			}
+			series, value := line[:sp], line[sp+1:]
+			name, labels, hasLabels := strings.Cut(series, "{")
+			if name != cur || e.types[name] == "" {
+				return nil, fail("sample outside its family (current %q)", cur)
+			}
+			if hasLabels {
+				if err := checkLabels(strings.TrimSuffix(labels, "}")); err != nil || !strings.HasSuffix(labels, "}") {
+					return nil, fail("bad labels: %v", err)
+				}
+			}
+			v, err := parseValue(value)
+			if err != nil {
+				return nil, fail("%v", err)
+			}
+			if e.types[name] == "counter" && (v < 0 || math.IsNaN(v)) {
+				return nil, fail("counter value %v", v)
+			}
+			if _, dup := e.samples[series]; dup {
+				return nil, fail("duplicate series")
+			}
+			e.samples[series] = v
+		}
+	}
+	for name := range helped {
+		if e.types[name] == "" {
+			return nil, fmt.Errorf("family %s has no TYPE", name)
+		}
+	}
+	return e, nil
+}
+
+func parseValue(s string) (float64, error) {
+	switch s {
+	case "NaN":
+		return math.NaN(), nil
+	case "+Inf":
+		return math.Inf(1), nil
+	case "-Inf":
+		return math.Inf(-1), nil
+	}
+	return strconv.ParseFloat(s, 64)
+}
+
+// checkLabels checks `a="x",b="y\"z"`.
+func checkLabels(s string) error {
+	seen := map[string]bool{}
+	for s != "" {
+		name, rest, ok := strings.Cut(s, `="`)
+		if !ok || !labelNameRE.MatchString(name) || seen[name] {
+			return fmt.Errorf("bad or repeated label name %q", name)
+		}
+		seen[name] = true
+		end := -1
+		for i := 0; i < len(rest); i++ {
+			if rest[i] == '\\' {
+				i++
+				continue
+			}
+			if rest[i] == '"' {
+				end = i
+				break
+			}
+		}
+		if end < 0 {
+			return fmt.Errorf("unterminated value for %s", name)
+		}
+		if err := checkEscapes(rest[:end], true); err != nil {
+			return err
+		}
+		s = rest[end+1:]
+		if s != "" {
+			if s[0] != ',' || len(s) == 1 {
+				return fmt.Errorf("junk after label %s: %q", name, s)
+			}
+			s = s[1:]
+		}
+	}
+	return nil
+}
+
+// checkEscapes allows only \\, \n (and \" in label values) after a
+// backslash, and no raw newline.
+func checkEscapes(s string, label bool) error {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\n':
+			return fmt.Errorf("raw newline")
+		case '"':
+			if label {
+				return fmt.Errorf("unescaped quote")
+			}
+		case '\\':
+			if i+1 == len(s) {
+				return fmt.Errorf("trailing backslash")
+			}
+			i++
+			if c := s[i]; c != '\\' && c != 'n' && !(label && c == '"') {
+				return fmt.Errorf(`bad escape \%c`, c)
+			}
+		}
+	}
+	return nil
+}
+
+func TestMetricsWriterEscapes(t *testing.T) {
+	var m metricsWriter
+	m.family("x_total", "counter", "help with \\ and\nnewline")
+	m.sample("x_total", 3, "a", "quote \" back \\ nl \n", "b", "")
+	m.gauge("y", "a gauge", math.Inf(1))
+	want := "# HELP x_total help with \\\\ and\\nnewline\n# TYPE x_total counter\n" +
+		"x_total{a=\"quote \\\" back \\\\ nl \\n\",b=\"\"} 3\n" +
+		"# HELP y a gauge\n# TYPE y gauge\ny +Inf\n"
+	if got := m.buf.String(); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+	if _, err := parseExposition(m.buf.String()); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestParseExpositionRejects makes sure the strict parser would catch the
+// mistakes it is there to catch.
+func TestParseExpositionRejects(t *testing.T) {
+	for _, bad := range []string{
+		"a 1\n",                               // no HELP/TYPE
+		"# HELP a x\n# TYPE a counter\na 1\n", // counter without _total
+		"# HELP a x\n# TYPE a gauge\na{b=\"c} 1\n", // unterminated label
+		"# HELP a x\n# TYPE a gauge\na{b=\"\\q\"} 1\n",
+		"# HELP a x\n# TYPE a gauge\na 1\na 2\n",
+		"# HELP a x\n# TYPE a gauge\na one\n",
+		"# HELP a x\n# TYPE a gauge\na 1",
+		"# HELP a x\n# TYPE a gauge\n# HELP b y\n# TYPE b gauge\nb 1\na 1\n",
+	} {
+		if _, err := parseExposition(bad); err == nil {
+			t.Errorf("parsed without error:\n%s", bad)
+		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	d, addr := newTestDaemon(t)
+	d.metrics = append(d.metrics, func(m *metricsWriter) {
+		m.counter("ntpkit_test_extra_total", "An extra family from a hook.", 5)
+	})
+	exchange(t, addr)
+	h := d.apiHandler("")
+	var rec = get(t, h, "/metrics", "")
+	var e *exposition
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		rec = get(t, h, "/metrics", "")
+		if rec.Code != http.StatusOK {
+			t.Fatalf("/metrics: %d", rec.Code)
+		}
+		var err error
+		if e, err = parseExposition(rec.Body.String()); err != nil {
+			t.Fatalf("%v\n%s", err, rec.Body.String())
+		}
+		if e.samples["ntpkit_replies_total"] == 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+		t.Errorf("Content-Type %q", ct)
+	}
+	for series, want := range map[string]float64{
+		"ntpkit_requests_total":                         1,
+		"ntpkit_replies_total":                          1,
+		"ntpkit_bytes_received_total":                   48,
+		"ntpkit_bytes_sent_total":                       48,
+		`ntpkit_kiss_total{code="other"}`:               0,
+		`ntpkit_dropped_total{reason="short"}`:          0,
+		`ntpkit_dropped_total{reason="send_error"}`:     0,
+		"ntpkit_stratum":                                3,
+		"ntpkit_synchronized":                           1,
+		"ntpkit_serving":                                1,
+		"ntpkit_leap":                                   0,
+		"ntpkit_root_delay_seconds":                     0,
+		"ntpkit_root_dispersion_seconds":                0,
+		`ntpkit_config_reloads_total{result="success"}`: 0,
+		"ntpkit_config_last_reload_successful":          1,
+		"ntpkit_test_extra_total":                       5,
+		"ntpkit_reference_time_seconds":                 float64(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).Unix()),
+	} {
+		if got, ok := e.samples[series]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", series, got, ok, want)
+		}
+	}
+	if !hasPrefixKey(e.samples, "ntpkit_build_info{") {
+		t.Error("no ntpkit_build_info")
+	}
+
+	// promtool, when installed, is the reference parser; the end-to-end
+	// test in internal/interop requires it in CI.
+	if promtool, err := exec.LookPath("promtool"); err == nil {
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = strings.NewReader(rec.Body.String())
+		if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
+			t.Errorf("promtool check metrics: %v\n%s", err, out)
+		}
+	}
+}
+
+func hasPrefixKey(m map[string]float64, prefix string) bool {
+	for k := range m {
+		if strings.HasPrefix(k, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestUpstreamMetrics(t *testing.T) {
+	st := upstream.Status{
+		Synchronized: true, Offset: 1500 * time.Microsecond, Frequency: -12.5, Updates: 9, Steps: 1,
+		LastUpdate: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC),
+		Sources: []upstream.SourceStatus{
+			{Name: "192.0.2.1:123", State: upstream.StateSelected, Reach: 0xff, Stratum: 1, Samples: 8, Delay: 20 * time.Millisecond},
+			{Name: `odd"name\`, State: upstream.StateUnreachable, Rejects: upstream.Rejects{Timeout: 8, KissRate: 1}},
+		},
+	}
+	var m metricsWriter
+	writeUpstreamMetrics(&m, st)
+	e, err := parseExposition(m.buf.String())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, m.buf.String())
+	}
+	for series, want := range map[string]float64{
+		"ntpkit_upstream_synchronized":                                                     1,
+		"ntpkit_upstream_offset_seconds":                                                   0.0015,
+		"ntpkit_upstream_frequency_ppm":                                                    -12.5,
+		"ntpkit_upstream_updates_total":                                                    9,
+		`ntpkit_upstream_source_state{source="192.0.2.1:123",state="selected"}`:            1,
+		`ntpkit_upstream_source_state{source="192.0.2.1:123",state="init"}`:                0,
+		`ntpkit_upstream_source_state{source="odd\"name\\",state="unreachable"}`:           1,
+		`ntpkit_upstream_source_reach{source="192.0.2.1:123"}`:                             255,
+		`ntpkit_upstream_source_delay_seconds{source="192.0.2.1:123"}`:                     0.02,
+		`ntpkit_upstream_source_samples_total{source="192.0.2.1:123"}`:                     8,
+		`ntpkit_upstream_source_rejects_total{source="odd\"name\\",reason="timeout"}`:      8,
+		`ntpkit_upstream_source_rejects_total{source="odd\"name\\",reason="kiss_rate"}`:    1,
+		`ntpkit_upstream_source_rejects_total{source="192.0.2.1:123",reason="bad_origin"}`: 0,
+		"ntpkit_upstream_last_update_time_seconds":                                         float64(st.LastUpdate.Unix()),
+	} {
+		if got, ok := e.samples[series]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", series, got, ok, want)
+		}
+	}
+	if promtool, err := exec.LookPath("promtool"); err == nil {
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = strings.NewReader(m.buf.String())
+		if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
+			t.Errorf("promtool check metrics: %v\n%s", err, out)
+		}
+	}
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ntpkit/ntpkit/server"
+)
+
+func TestDefaultConfigHasNoUpstream(t *testing.T) {
+	cfg := DefaultConfig()
+	if len(cfg.Upstream.Servers) != 0 {
+		t.Fatalf("the embedded default config has upstream servers %q: running the daemon with no arguments must contact nothing outside the machine", cfg.Upstream.Servers)
+	}
+	src, disc, err := newSource(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil || disc != nil {
+		t.Fatalf("newSource: %v, %v", disc, err)
+	}
+	if _, ok := src.(*server.LocalSource); !ok {
+		t.Fatalf("default source is %T, want the local clock", src)
+	}
+}
+
+func TestExamplePoolConfigParses(t *testing.T) {
+	data, err := os.ReadFile("example-pool.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Upstream.Servers) < 4 {
+		t.Fatalf("example config has %d upstream servers", len(cfg.Upstream.Servers))
+	}
+	o, err := cfg.Upstream.options()
+	if err != nil || o.MinPoll != 64*time.Second || o.MaxPoll != 1024*time.Second {
+		t.Fatalf("options %+v, %v", o, err)
+	}
+	// Parsing does not contact the servers: nothing here resolves or
+	// sends (no test may use this configuration).
+}
+
+func TestUpstreamConfigErrorsNameTheField(t *testing.T) {
+	for _, tc := range []struct{ json, field string }{
+		{`{"upstream": {"servers": ["a:123", "b:123", "c:0"]}}`, "upstream.servers[2]"},
+		{`{"upstream": {"servers": [":123"]}}`, "upstream.servers[0]"},
+		{`{"upstream": {"servers": ["a"], "min_poll": "soon"}}`, "upstream.min_poll"},
+		{`{"upstream": {"servers": ["a"], "min_poll": "10s", "max_poll": "1s"}}`, "upstream.max_poll"},
+		{`{"upstream": {"servers": ["a"], "step_threshold": "-1s"}}`, "upstream.step_threshold"},
+		{`{"upstream": {"servers": ["a"], "holdover": "0s"}}`, "upstream.holdover"},
+		{`{"upstream": {"servers": ["a"], "min_sources": -1}}`, "upstream.min_sources"},
+		{`{"upstream": {"servers": ["a"], "bogus": 1}}`, "bogus"},
+	} {
+		_, err := ParseConfig([]byte(tc.json))
+		var fe *FieldError
+		if err == nil || !strings.Contains(err.Error(), tc.field) {
+			t.Errorf("%s: error %v, want one naming %s", tc.json, err, tc.field)
+		} else if tc.field != "bogus" && (!errors.As(err, &fe) || fe.Field != tc.field) {
+			t.Errorf("%s: error %#v, want a FieldError for %s", tc.json, err, tc.field)
+		}
+	}
+	cfg, err := ParseConfig([]byte(`{"upstream": {"servers": ["192.0.2.1:123", "[2001:db8::1]:1234", "time.example"], "min_poll": "250ms", "max_poll": "4s", "holdover": "1m"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, _ := cfg.Upstream.options()
+	if o.MinPoll != 250*time.Millisecond || o.MaxPoll != 4*time.Second || o.Holdover != time.Minute {
+		t.Fatalf("options %+v", o)
+	}
+}

@@ -1,0 +1,236 @@
+package interop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ntpkit/ntpkit/clock"
+	"github.com/ntpkit/ntpkit/internal/ntske"
+	"github.com/ntpkit/ntpkit/internal/ntske/ntsketest"
+	"github.com/ntpkit/ntpkit/server"
+	"github.com/ntpkit/ntpkit/server/nts"
+)
+
+// ntsServer runs the library as an NTS server on 127.0.0.1: an NTS-KE
+// listener and an NTP server behind nts.Middleware. It returns the KE
+// port, the middleware and the KE server.
+func ntsServer(t *testing.T, pki *ntsketest.PKI) (int, *nts.Middleware, *nts.KEServer) {
+	t.Helper()
+	keys, err := nts.NewKeyStore(nil, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mw := nts.NewMiddleware(keys)
+	src := server.NewLocalSource(clock.System{}, 10)
+	s := &server.Server{Source: src, Handler: server.Chain(server.Responder(src), mw.Wrap)}
+	ntpDone := make(chan error, 1)
+	go func() { ntpDone <- s.Serve(context.Background(), pc) }()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ke := &nts.KEServer{TLSConfig: pki.ServerConfig(), Keys: keys, NTPPort: pc.LocalAddr().(*net.UDPAddr).Port}
+	keDone := make(chan error, 1)
+	go func() { keDone <- ke.Serve(context.Background(), ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ke.Shutdown(ctx)
+		s.Shutdown(ctx)
+		if err := <-keDone; !errors.Is(err, server.ErrServerClosed) {
+			t.Errorf("KE Serve: %v", err)
+		}
+		if err := <-ntpDone; !errors.Is(err, server.ErrServerClosed) {
+			t.Errorf("NTP Serve: %v", err)
+		}
+		pc.Close()
+	})
+	return ln.Addr().(*net.TCPAddr).Port, mw, ke
+}
+
+// chronyArgs prepends "-u root" when running as root: chronyd would
+// otherwise drop to its own user, which cannot read the test's private
+// temporary files (certificates, key files).
+func chronyArgs(args ...string) []string {
+	if os.Geteuid() == 0 {
+		return append([]string{"-u", "root"}, args...)
+	}
+	return args
+}
+
+// TestChronydSyncsOverNTS has chronyd -Q run NTS-KE with our KE server,
+// trusting a test CA, and take time from our NTS-protected NTP replies.
+func TestChronydSyncsOverNTS(t *testing.T) {
+	chronyd := RequireTool(t, "chronyd")
+	pki := ntsketest.New(t)
+	kePort, mw, ke := ntsServer(t, pki)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, chronyd, chronyArgs("-Q", "-t", "15",
+		fmt.Sprintf("server 127.0.0.1 iburst nts ntsport %d maxsamples 4", kePort),
+		"ntstrustedcerts "+pki.CAFile,
+		"ntsdumpdir "+dir,
+		"pidfile "+dir+"/chronyd.pid",
+	)...).CombinedOutput()
+	m := chronyOffsetRE.FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("chronyd accepted no time (err %v), KE %+v, NTS %+v:\n%s", err, ke.Stats(), mw.Stats(), out)
+	}
+	t.Logf("chronyd -Q over NTS: %s; KE %+v; NTS %+v", m[0], ke.Stats(), mw.Stats())
+	if st := ke.Stats(); st.Served < 1 {
+		t.Fatalf("KE stats %+v", st)
+	}
+	if st := mw.Stats(); st.Authenticated < 1 || st.Cookies < 1 || st.NAKs != 0 {
+		t.Fatalf("NTS stats %+v", st)
+	}
+}
+
+// freeTCPPort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestDaemonServesNTSAndMACs runs the standalone daemon with NTS and a
+// symmetric key file and has chronyd -Q sync over each.
+func TestDaemonServesNTSAndMACs(t *testing.T) {
+	chronyd := RequireTool(t, "chronyd")
+	pki := ntsketest.New(t)
+	dir := t.TempDir()
+	ntpPort, kePort := FreeUDPPort(t), freeTCPPort(t)
+	keyFile := filepath.Join(dir, "keys")
+	os.WriteFile(keyFile, []byte("5 AES128 HEX:6FEA9A2D4C3F7E1A0B9C8D7E6F5A4B3C\n"), 0o600)
+	seedFile := filepath.Join(dir, "seed")
+	os.WriteFile(seedFile, []byte("0123456789abcdef0123456789abcdef-fleet"), 0o600)
+	cfgFile := filepath.Join(dir, "config.json")
+	os.WriteFile(cfgFile, []byte(fmt.Sprintf(`{
+		"listen": ["127.0.0.1:%d"], "api": {"listen": ""}, "keys_file": %q,
+		"nts": {"enabled": true, "listen": "127.0.0.1:%d", "cert_file": %q, "key_file": %q, "key_seed_file": %q}
+	}`, ntpPort, keyFile, kePort, pki.CertFile, pki.KeyFile, seedFile)), 0o600)
+	d := StartDaemon(t, BuildDaemon(t), "-config", cfgFile)
+	d.WaitLog(t, "nts-ke listening", 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for name, args := range map[string][]string{
+		"nts": {fmt.Sprintf("server 127.0.0.1 iburst nts ntsport %d maxsamples 4", kePort), "ntstrustedcerts " + pki.CAFile, "ntsdumpdir " + dir},
+		"mac": {fmt.Sprintf("server 127.0.0.1 port %d iburst key 5 maxsamples 4", ntpPort), "keyfile " + keyFile},
+	} {
+		args = append([]string{"-Q", "-t", "15", "pidfile " + filepath.Join(dir, name+".pid")}, args...)
+		out, err := exec.CommandContext(ctx, chronyd, chronyArgs(args...)...).CombinedOutput()
+		if m := chronyOffsetRE.FindSubmatch(out); m == nil {
+			t.Fatalf("%s: chronyd accepted no time (err %v):\n%s\ndaemon log:\n%s", name, err, out, d.Stderr.String())
+		} else {
+			t.Logf("%s: %s", name, m[0])
+		}
+	}
+	d.Stop(t)
+}
+
+// TestNTSClientAgainstOurServer runs the ntske client (what the upstream
+// Discipliner would use) against the library's NTS server.
+func TestNTSClientAgainstOurServer(t *testing.T) {
+	pki := ntsketest.New(t)
+	kePort, mw, _ := ntsServer(t, pki)
+	ntsQuery(t, pki, fmt.Sprintf("127.0.0.1:%d", kePort), "127.0.0.1")
+	if st := mw.Stats(); st.Authenticated < 3 {
+		t.Fatalf("NTS stats %+v", st)
+	}
+}
+
+// ntsQuery runs NTS-KE with keAddr, then three authenticated NTP
+// exchanges, and checks the time and the cookie supply.
+func ntsQuery(t *testing.T, pki *ntsketest.PKI, keAddr, serverName string) {
+	t.Helper()
+	cfg := pki.ClientConfig()
+	cfg.ServerName = serverName
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sess, err := ntske.Exchange(ctx, keAddr, cfg, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("KE: %d cookies of %d bytes, NTP server %s", len(sess.Cookies), len(sess.Cookies[0]), sess.Address())
+	conn, err := net.Dial("udp", sess.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for i := range 3 {
+		qctx, qcancel := context.WithTimeout(ctx, 2*time.Second)
+		res, err := sess.Query(qctx, conn, nil)
+		qcancel()
+		if err != nil {
+			t.Fatalf("query %d: %v", i, err)
+		}
+		t2, t3 := res.Reply.RecvTime.In(res.Sent), res.Reply.XmitTime.In(res.Sent)
+		offset := (t2.Sub(res.Sent) + t3.Sub(res.Received)) / 2
+		if offset.Abs() > 50*time.Millisecond {
+			t.Fatalf("query %d: offset %v", i, offset)
+		}
+		if len(sess.Cookies) != 8 {
+			t.Fatalf("query %d: %d cookies after the reply, want 8", i, len(sess.Cookies))
+		}
+		t.Logf("query %d: stratum %d, offset %v", i, res.Reply.Stratum, offset)
+	}
+}
+
+// TestNTSClientAgainstChronyd runs the ntske client against chronyd -x
+// serving NTS with the test certificate.
+func TestNTSClientAgainstChronyd(t *testing.T) {
+	chronyd := RequireTool(t, "chronyd")
+	pki := ntsketest.New(t)
+	dir := t.TempDir()
+	ntpPort, kePort := FreeUDPPort(t), freeTCPPort(t)
+	cmd := exec.Command(chronyd, chronyArgs("-x", "-d",
+		fmt.Sprintf("port %d", ntpPort),
+		fmt.Sprintf("ntsport %d", kePort),
+		"ntsserverkey "+pki.KeyFile,
+		"ntsservercert "+pki.CertFile,
+		"ntsdumpdir "+dir,
+		"allow 127.0.0.1",
+		"bindaddress 127.0.0.1",
+		"local stratum 10",
+		"cmdport 0",
+		"pidfile "+filepath.Join(dir, "chronyd.pid"),
+	)...)
+	var log syncBuffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	// Wait for the KE port.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", kePort))
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("chronyd's NTS-KE port never opened:\n%s", log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ntsQuery(t, pki, fmt.Sprintf("127.0.0.1:%d", kePort), "localhost")
+	if t.Failed() {
+		t.Log(log.String())
+	}
+}

@@ -1,0 +1,196 @@
+package interop
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ntpkit/ntpkit/ntpwire"
+	"github.com/ntpkit/ntpkit/server"
+	"github.com/ntpkit/ntpkit/upstream"
+)
+
+// startChronydServer runs chronyd as an NTP server on 127.0.0.1:port
+// with a config of its own in a temporary directory: -x, so it never
+// touches the system clock, serving its local clock at stratum 10 to
+// loopback clients only. It is stopped at cleanup.
+func startChronydServer(t *testing.T, port int) {
+	t.Helper()
+	chronyd := RequireTool(t, "chronyd")
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "chrony.conf")
+	cfg := fmt.Sprintf("port %d\nbindaddress 127.0.0.1\nallow 127.0.0.1\nlocal stratum 10\ncmdport 0\npidfile %s\n",
+		port, filepath.Join(dir, "chronyd.pid"))
+	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(chronyd, "-x", "-d", "-f", conf)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("chronyd log:\n%s", out.String())
+		}
+	})
+}
+
+// rawQuery sends one client request to addr and returns the reply.
+func rawQuery(addr string) (ntpwire.Packet, error) {
+	var p ntpwire.Packet
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		return p, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	req := ntpwire.Packet{Version: 4, Mode: ntpwire.ModeClient, XmitTime: ntpwire.TimeOf(time.Now())}
+	if _, err := c.Write(req.AppendTo(nil)); err != nil {
+		return p, err
+	}
+	buf := make([]byte, 512)
+	n, err := c.Read(buf)
+	if err != nil {
+		return p, err
+	}
+	return p, p.Decode(buf[:n])
+}
+
+// TestDisciplinerSyncsToChronyd uses a real chronyd (-x, loopback only)
+// as the upstream: the Discipliner must synchronise to it, at stratum 11
+// with chronyd's address as refid, and a server fed by it must say so.
+func TestDisciplinerSyncsToChronyd(t *testing.T) {
+	port := FreeUDPPort(t)
+	startChronydServer(t, port)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d, err := upstream.New([]string{fmt.Sprintf("127.0.0.1:%d", port)}, upstream.Options{
+		MinPoll: 500 * time.Millisecond, MaxPoll: 500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); d.Run(ctx) }()
+	defer wg.Wait()
+	defer cancel()
+
+	deadline := time.Now().Add(20 * time.Second)
+	for !d.Synchronized() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not synchronised to chronyd after 20 s: %+v", d.Status())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ref := d.Reference()
+	if ref.Stratum != 11 || ref.RefID != ntpwire.RefIDFromAddr(netip.MustParseAddr("127.0.0.1")) || ref.Leap != ntpwire.LeapNone {
+		t.Fatalf("reference %+v, want stratum 11 (chronyd's local stratum 10 + 1), refid 127.0.0.1, no leap", ref)
+	}
+	// chronyd serves the system clock, as does our base clock: the
+	// disciplined time must agree with it closely.
+	if e := d.Now().Sub(time.Now()); e.Abs() > 5*time.Millisecond {
+		t.Fatalf("disciplined time is %v off chronyd's (the system clock)", e)
+	}
+	st := d.Status()
+	if s := st.Sources[0]; s.State != upstream.StateSelected || s.Stratum != 10 || s.Rejects.BadOrigin != 0 {
+		t.Fatalf("source status %+v", s)
+	}
+
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &server.Server{Source: d}
+	go srv.Serve(ctx, pc)
+	defer srv.Shutdown(context.Background())
+	r, err := rawQuery(pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Stratum != 11 || r.RefID != ref.RefID || r.Leap != ntpwire.LeapNone {
+		t.Fatalf("served reply stratum %d refid %v leap %v", r.Stratum, r.RefID, r.Leap)
+	}
+}
+
+// TestDaemonSyncsFromUpstream runs the daemon with an upstream in its
+// config (our own stratum-1 server on loopback); until it synchronises
+// it answers leap alarm and stratum 16, then stratum 2 with the
+// upstream's address as refid, and chronyd accepts its time.
+func TestDaemonSyncsFromUpstream(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	upc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := &server.Server{Source: server.NewLocalSource(nil, 1)}
+	go up.Serve(ctx, upc)
+	defer up.Shutdown(context.Background())
+
+	bin := BuildDaemon(t)
+	port := FreeUDPPort(t)
+	cfgPath := filepath.Join(t.TempDir(), "upstream.json")
+	cfg := fmt.Sprintf(`{
+  "listen": ["127.0.0.1:%d"],
+  "api": {"listen": ""},
+  "upstream": {"servers": [%q], "min_poll": "250ms", "max_poll": "250ms"}
+}`, port, upc.LocalAddr().String())
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dm := StartDaemon(t, bin, "-config", cfgPath)
+	dm.WaitLog(t, "msg=serving", 10*time.Second)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	var r ntpwire.Packet
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r, err = rawQuery(addr)
+		if err == nil && r.Stratum != ntpwire.MaxStratum {
+			break
+		}
+		if err == nil && r.Leap != ntpwire.LeapAlarm {
+			t.Fatalf("unsynchronised reply with leap %v, want alarm", r.Leap)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon not synchronised after 20 s (last reply %+v, err %v); log:\n%s", r, err, dm.Stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r.Stratum != 2 || r.Leap != ntpwire.LeapNone || r.RefID != ntpwire.RefIDFromAddr(netip.MustParseAddr("127.0.0.1")) {
+		t.Fatalf("reply stratum %d leap %v refid %v, want 2, none, 127.0.0.1", r.Stratum, r.Leap, r.RefID)
+	}
+	if !strings.Contains(dm.Stderr.String(), "upstream: synchronised") {
+		t.Fatalf("no synchronisation in the log:\n%s", dm.Stderr.String())
+	}
+	qctx, qcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer qcancel()
+	off, out, err := ChronyQuery(qctx, t, "127.0.0.1", port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off.Abs() > maxOffset {
+		t.Fatalf("chronyd measured %v, want under %v:\n%s", off, maxOffset, out)
+	}
+	dm.Stop(t)
+}

@@ -1,0 +1,174 @@
+// Package nts makes an ntpkit server an NTS server (RFC 8915): KEServer
+// runs NTS Key Establishment over TLS 1.3 and hands out cookies, KeyStore
+// holds the rotating master keys the cookies are sealed with, and
+// Middleware authenticates NTS-protected NTP requests and seals the
+// replies. Several servers that share a KeyStore seed accept each other's
+// cookies, so a fleet can stand behind one name.
+//
+//	keys, _ := nts.NewKeyStore(nil, 24*time.Hour, nil) // random seed
+//	ke := &nts.KEServer{TLSConfig: tlsCfg, Keys: keys}
+//	go ke.ListenAndServe(ctx, ":4460")
+//	mw := nts.NewMiddleware(keys)
+//	srv := &server.Server{Handler: server.Chain(server.Responder(src), mw.Wrap)}
+package nts
+
+import (
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ntpkit/ntpkit/clock"
+	"github.com/ntpkit/ntpkit/internal/aessiv"
+	"github.com/ntpkit/ntpkit/internal/ntske"
+)
+
+// MinSeedLen is the shortest master seed NewKeyStore accepts.
+const MinSeedLen = 32
+
+// DefaultRotation is how often master keys rotate by default.
+const DefaultRotation = 24 * time.Hour
+
+// keepPrevious is how many past epochs' keys still open cookies. With the
+// default daily rotation a cookie stays usable for two to three days;
+// clients replace theirs with every exchange.
+const keepPrevious = 2
+
+// KeyStore holds the cookie master keys. Keys are derived per epoch (the
+// time divided by the rotation period) from a seed with HKDF-SHA256, so
+// servers given the same seed and rotation derive the same keys and open
+// each other's cookies; the epoch number is the key ID in each cookie.
+// The current key seals, the keepPrevious before it and the next one
+// (for servers whose clocks are a little ahead) still open. It is safe
+// for concurrent use.
+type KeyStore struct {
+	seed     []byte
+	rotation time.Duration
+	clock    clock.Clock
+
+	mu    sync.Mutex
+	cache map[uint32]*aessiv.SIV
+}
+
+// NewKeyStore returns a KeyStore deriving keys from seed, which must be at
+// least MinSeedLen bytes of secret; a nil seed means a random one, which
+// only this process knows (keys do not survive a restart). rotation <= 0
+// means DefaultRotation; clk nil means the system clock.
+func NewKeyStore(seed []byte, rotation time.Duration, clk clock.Clock) (*KeyStore, error) {
+	if seed == nil {
+		seed = make([]byte, MinSeedLen)
+		if _, err := rand.Read(seed); err != nil {
+			return nil, fmt.Errorf("nts: random master seed: %w", err)
+		}
+	} else if len(seed) < MinSeedLen {
+		return nil, fmt.Errorf("nts: master seed is %d bytes, want at least %d", len(seed), MinSeedLen)
+	}
+	if rotation <= 0 {
+		rotation = DefaultRotation
+	}
+	if clk == nil {
+		clk = clock.System{}
+	}
+	return &KeyStore{seed: append([]byte(nil), seed...), rotation: rotation, clock: clk, cache: make(map[uint32]*aessiv.SIV)}, nil
+}
+
+// epoch returns the key ID in force at now.
+func (k *KeyStore) epoch(now time.Time) uint32 {
+	return uint32(now.UnixNano() / int64(k.rotation))
+}
+
+// key returns the cipher for key ID id if it is still (or already) valid.
+func (k *KeyStore) key(id uint32, now time.Time) (*aessiv.SIV, bool) {
+	cur := k.epoch(now)
+	if int64(id) > int64(cur)+1 || int64(id) < int64(cur)-keepPrevious {
+		return nil, false
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if s, ok := k.cache[id]; ok {
+		return s, true
+	}
+	var info [4]byte
+	binary.BigEndian.PutUint32(info[:], id)
+	mk, err := hkdf.Key(sha256.New, k.seed, []byte("ntpkit NTS cookie master key"), string(info[:]), 64)
+	if err != nil {
+		return nil, false
+	}
+	s, err := aessiv.New(mk)
+	if err != nil {
+		return nil, false
+	}
+	for old := range k.cache {
+		if int64(old) < int64(cur)-keepPrevious || int64(old) > int64(cur)+1 {
+			delete(k.cache, old)
+		}
+	}
+	k.cache[id] = s
+	return s, true
+}
+
+// Cookie layout: key ID (4) || nonce (16) || SIV(plaintext), with the key
+// ID as associated data, and plaintext = AEAD ID (2) || reserved (2) ||
+// C2S (32) || S2C (32). Every field is fixed-size, so a cookie is always
+// CookieLen bytes, a multiple of 4 that extension fields carry unpadded.
+const (
+	cookieNonceLen = 16
+	cookiePlainLen = 4 + 2*ntske.KeyLen
+	// CookieLen is the length of the cookies this package makes.
+	CookieLen = 4 + cookieNonceLen + aessiv.Overhead + cookiePlainLen
+)
+
+// ErrCookie means a cookie could not be opened: wrong size, unknown or
+// expired key, or failed authentication.
+var ErrCookie = errors.New("nts: cookie cannot be decrypted")
+
+// SealCookie appends a cookie holding the C2S and S2C keys to dst, sealed
+// with the current master key.
+func (k *KeyStore) SealCookie(dst, c2s, s2c []byte) ([]byte, error) {
+	if len(c2s) != ntske.KeyLen || len(s2c) != ntske.KeyLen {
+		return nil, fmt.Errorf("nts: cookie keys are %d and %d bytes, want %d", len(c2s), len(s2c), ntske.KeyLen)
+	}
+	now := k.clock.Now()
+	id := k.epoch(now)
+	siv, _ := k.key(id, now)
+	if siv == nil {
+		return nil, fmt.Errorf("nts: no master key for epoch %d", id)
+	}
+	start := len(dst)
+	dst = binary.BigEndian.AppendUint32(dst, id)
+	var nonce [cookieNonceLen]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, fmt.Errorf("nts: cookie nonce: %w", err)
+	}
+	dst = append(dst, nonce[:]...)
+	var pt [cookiePlainLen]byte
+	binary.BigEndian.PutUint16(pt[:], ntske.AEADAESSIVCMAC256)
+	copy(pt[4:], c2s)
+	copy(pt[4+ntske.KeyLen:], s2c)
+	dst = siv.Seal(dst, nonce[:], pt[:], dst[start:start+4])
+	clear(pt[:])
+	return dst, nil
+}
+
+// OpenCookie opens a cookie made by SealCookie (here or on a server with
+// the same seed) and returns its keys.
+func (k *KeyStore) OpenCookie(cookie []byte) (c2s, s2c []byte, err error) {
+	if len(cookie) != CookieLen {
+		return nil, nil, ErrCookie
+	}
+	id := binary.BigEndian.Uint32(cookie)
+	siv, ok := k.key(id, k.clock.Now())
+	if !ok {
+		return nil, nil, ErrCookie
+	}
+	var buf [cookiePlainLen]byte
+	pt, err := siv.Open(buf[:0], cookie[4:4+cookieNonceLen], cookie[4+cookieNonceLen:], cookie[:4])
+	if err != nil || binary.BigEndian.Uint16(pt) != ntske.AEADAESSIVCMAC256 {
+		return nil, nil, ErrCookie
+	}
+	return pt[4 : 4+ntske.KeyLen], pt[4+ntske.KeyLen:], nil
+}

@@ -1,0 +1,167 @@
+package server
+
+import (
+	"sync/atomic"
+
+	"github.com/ntpkit/ntpkit/ntpwire"
+	"github.com/ntpkit/ntpkit/ratelimit"
+)
+
+// RateLimitOptions configures a RateLimiter. The zero value limits
+// nothing.
+type RateLimitOptions struct {
+	// Table limits each client (chrony's ratelimit interval and burst);
+	// its memory is fixed when it is built, whatever the number of
+	// distinct sources. Nil: no per-client limit.
+	Table *ratelimit.Table
+	// Global caps the requests answered per second from all clients
+	// together; over it requests are dropped silently (the overload is
+	// not the client's fault, and replying is the work being shed). It is
+	// consulted only for requests within their client's limit. Nil: no
+	// cap.
+	Global *ratelimit.Global
+	// Leak, when not zero, answers 1 in 2^Leak of a client's consecutive
+	// over-limit requests anyway, like chrony's leak option (chrony
+	// defaults to 2). It keeps a real client served, if slowly, while an
+	// attacker spoofing its address holds its bucket empty. Values above
+	// 31 count as 31.
+	Leak uint
+	// Kiss sends a kiss-o'-death RATE to a client over its limit, which
+	// tells ntpd and chrony clients to poll less often, instead of no
+	// reply. A client is sent one on its first refused request and then
+	// whenever its run of consecutive refused requests reaches a power of
+	// two (2, 4, 8, ...; a request Leak lets through gets its normal
+	// reply instead), so a flood with one spoofed address draws a
+	// logarithmic number of KoDs, and all KoDs together stay within
+	// KissLimit. The zero value drops silently.
+	Kiss bool
+	// KissLimit is the budget of kiss-o'-death replies; over it, clients
+	// due a KoD are dropped silently. Share one with AccessControl. Nil
+	// means no bound beyond the per-client spacing.
+	KissLimit *ratelimit.Global
+}
+
+// RateLimitStats counts a RateLimiter's decisions. Every request counts
+// in exactly one of Allowed, Leaked, Limited and LimitedGlobal; every
+// refused one (Limited and LimitedGlobal) in exactly one of Kissed and
+// Dropped.
+type RateLimitStats struct {
+	Allowed       uint64 // within the limits, passed on
+	Leaked        uint64 // over the client's limit but passed on by Leak
+	Limited       uint64 // refused: over the client's limit
+	LimitedGlobal uint64 // refused: over the Global cap
+	Kissed        uint64 // refused and sent a kiss-o'-death RATE
+	Dropped       uint64 // refused and sent nothing
+	// KissLimited counts refused requests that were due a KoD but were
+	// dropped (and counted in Dropped) because KissLimit was spent.
+	KissLimited uint64
+}
+
+// Indexes of RateLimiter's counters.
+const (
+	rlAllowed = iota
+	rlLeaked
+	rlLimited
+	rlLimitedGlobal
+	rlKissed
+	rlDropped
+	rlKissLimited
+)
+
+// RateLimiter is middleware that limits how often each client, and all
+// clients together, are answered. Create it with NewRateLimiter and
+// install it with Wrap. It takes the current time from each request's
+// Received stamp, so it reads no clock, and it allocates nothing on the
+// packet path. Update replaces its options atomically. It is safe for
+// concurrent use.
+type RateLimiter struct {
+	opts atomic.Pointer[RateLimitOptions]
+	c    stripedCounters
+}
+
+// NewRateLimiter returns a RateLimiter applying opts.
+func NewRateLimiter(opts RateLimitOptions) *RateLimiter {
+	l := new(RateLimiter)
+	l.Update(opts)
+	return l
+}
+
+// Update replaces l's options. Requests being handled finish with the old
+// options; later ones see all of the new options at once. The counters
+// are kept; the clients' state is that of opts.Table, so keep the same
+// Table to keep it.
+func (l *RateLimiter) Update(opts RateLimitOptions) {
+	opts.Leak = min(opts.Leak, 31)
+	l.opts.Store(&opts)
+}
+
+// Options returns the options in force.
+func (l *RateLimiter) Options() RateLimitOptions { return *l.opts.Load() }
+
+// Wrap returns next behind l. Its method value is a Middleware.
+func (l *RateLimiter) Wrap(next Handler) Handler {
+	return rateHandler{l: l, next: next}
+}
+
+type rateHandler struct {
+	l    *RateLimiter
+	next Handler
+}
+
+func (h rateHandler) ServeNTP(w ResponseWriter, r *Request) {
+	l := h.l
+	o := l.opts.Load()
+	now := r.Received
+	outcome := rlAllowed
+	if o.Table != nil {
+		res := o.Table.Check(now, r.Src.Addr())
+		// Dropped is 0 only for an address the table cannot key (the
+		// zero Addr, which a server never sees): let it through.
+		if !res.Allowed && res.Dropped != 0 {
+			if o.Leak == 0 || !res.Leak(o.Leak) {
+				l.c.add(r.Src, rlLimited)
+				l.refuse(w, r, o, res.Dropped&(res.Dropped-1) == 0)
+				return
+			}
+			outcome = rlLeaked
+		}
+	}
+	if !o.Global.Allow(now) {
+		l.c.add(r.Src, rlLimitedGlobal)
+		l.c.add(r.Src, rlDropped)
+		return
+	}
+	l.c.add(r.Src, outcome)
+	h.next.ServeNTP(w, r)
+}
+
+// refuse answers an over-limit request: a KoD RATE when one is due and the
+// budget allows, else nothing.
+func (l *RateLimiter) refuse(w ResponseWriter, r *Request, o *RateLimitOptions, due bool) {
+	if o.Kiss && due {
+		sent, overBudget := sendKiss(w, r, ntpwire.KissRate, o.KissLimit)
+		if sent {
+			l.c.add(r.Src, rlKissed)
+			return
+		}
+		if overBudget {
+			l.c.add(r.Src, rlKissLimited)
+		}
+	}
+	l.c.add(r.Src, rlDropped)
+}
+
+// Stats returns l's counters since it was created. Counters are read one
+// at a time, so while requests are being handled the totals may be off by
+// the few requests in flight.
+func (l *RateLimiter) Stats() RateLimitStats {
+	return RateLimitStats{
+		Allowed:       l.c.load(rlAllowed),
+		Leaked:        l.c.load(rlLeaked),
+		Limited:       l.c.load(rlLimited),
+		LimitedGlobal: l.c.load(rlLimitedGlobal),
+		Kissed:        l.c.load(rlKissed),
+		Dropped:       l.c.load(rlDropped),
+		KissLimited:   l.c.load(rlKissLimited),
+	}
+}

@@ -1,0 +1,627 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ntpkit/ntpkit/clock"
+	"github.com/ntpkit/ntpkit/ntpwire"
+)
+
+// maxFreq bounds the frequency correction (500 ppm, as RFC 5905's
+// tolerance for a clock that can be disciplined at all).
+const maxFreq = 500e-6
+
+// minSlew is the shortest time over which an offset is slewed away: the
+// served clock follows a new estimate smoothly rather than jumping to it.
+const minSlew = time.Second
+
+// ErrRunning is returned by Run when the Discipliner is already running.
+var ErrRunning = errors.New("upstream: Run called twice")
+
+// Discipliner is a software clock disciplined to upstream NTP servers. It
+// implements clock.Clock, clock.Precisioner, clock.SystemMapper and the
+// Reference method of server.Source, so a server.Server can serve it.
+// Create it with New and start it with Run; until it has synchronised it
+// serves the base clock with leap alarm and stratum 16. Its methods are
+// safe for concurrent use; Now, FromSystem and Reference never lock and
+// never allocate.
+type Discipliner struct {
+	o         Options
+	base      clock.Clock
+	epoch     time.Time // base clock reading at New (monotonic if it has one)
+	epochWall int64     // its wall time, Unix nanoseconds
+	precision int8
+	entries   []*entry
+	log       *slog.Logger
+	snap      atomic.Pointer[snapshot]
+	running   atomic.Bool
+
+	mu       sync.Mutex
+	sources  []*source
+	inUse    map[netip.AddrPort]bool
+	pending  int // names not yet resolved once
+	synced   bool
+	sysPeer  *source
+	freq     float64
+	offset   float64 // last estimate minus the correction at the update, ns
+	steps    uint64
+	updates  uint64
+	rootDist time.Duration
+}
+
+// entry is one configured server: a name or address and a port.
+type entry struct {
+	name string // as configured
+	host string
+	port uint16
+	ip   netip.Addr // valid when host is an IP literal
+}
+
+// New returns a Discipliner for servers, each "host:port" or "host" (port
+// 123), where host is an IP address or a name; a name that resolves to
+// several addresses (a pool) becomes several sources. Nothing is sent
+// until Run.
+func New(servers []string, o Options) (*Discipliner, error) {
+	if len(servers) == 0 {
+		return nil, errors.New("upstream: no servers")
+	}
+	if err := o.setDefaults(); err != nil {
+		return nil, err
+	}
+	d := &Discipliner{o: o, base: o.Clock, log: o.Logger, inUse: make(map[netip.AddrPort]bool)}
+	for i, s := range servers {
+		e, err := parseServer(s)
+		if err != nil {
+			return nil, fmt.Errorf("upstream: servers[%d]: %w", i, err)
+		}
+		d.entries = append(d.entries, e)
+	}
+	// Sources for IP literals exist from the start, so Status lists them
+	// and the first reply cannot make a quorum on its own.
+	for _, e := range d.entries {
+		if e.ip.IsValid() {
+			d.addSourceLocked(e, netip.AddrPortFrom(e.ip, e.port))
+		} else {
+			d.pending++
+		}
+	}
+	d.epoch = d.base.Now()
+	d.epochWall = d.epoch.UnixNano()
+	d.precision = clock.Precision(d.base)
+	d.snap.Store(&snapshot{
+		holdover:  o.Holdover,
+		precision: d.precision,
+		ref:       ntpwire.Reference{Leap: ntpwire.LeapAlarm, Stratum: ntpwire.MaxStratum, RefID: ntpwire.RefIDString("INIT")},
+	})
+	return d, nil
+}
+
+func (o *Options) setDefaults() error {
+	if o.Clock == nil {
+		o.Clock = clock.System{}
+	}
+	if o.MinPoll == 0 {
+		o.MinPoll = DefaultMinPoll
+	}
+	if o.MaxPoll == 0 {
+		o.MaxPoll = max(DefaultMaxPoll, o.MinPoll)
+	}
+	if o.StepThreshold == 0 {
+		o.StepThreshold = DefaultStepThreshold
+	}
+	if o.MaxSlewRate == 0 {
+		o.MaxSlewRate = DefaultMaxSlewRate
+	}
+	if o.Holdover == 0 {
+		o.Holdover = max(4*o.MaxPoll, time.Minute)
+	}
+	if o.MinSources == 0 {
+		o.MinSources = 1
+	}
+	if o.MaxDistance == 0 {
+		o.MaxDistance = DefaultMaxDistance
+	}
+	if o.MaxPerName == 0 {
+		o.MaxPerName = DefaultMaxPerName
+	}
+	if o.Resolver == nil {
+		o.Resolver = net.DefaultResolver
+	}
+	if o.Dial == nil {
+		o.Dial = (&net.Dialer{}).DialContext
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case o.MinPoll < 0 || o.MaxPoll < o.MinPoll:
+		return fmt.Errorf("upstream: poll bounds %v–%v are not a valid range", o.MinPoll, o.MaxPoll)
+	case o.MaxPoll > 36*time.Hour:
+		return fmt.Errorf("upstream: max poll %v is over 36h", o.MaxPoll)
+	case o.StepThreshold < 0:
+		return fmt.Errorf("upstream: step threshold %v is negative", o.StepThreshold)
+	case o.MaxSlewRate < 0 || o.MaxSlewRate > 0.5:
+		return fmt.Errorf("upstream: max slew rate %g is outside (0, 0.5]", o.MaxSlewRate)
+	case o.Holdover < 0:
+		return fmt.Errorf("upstream: holdover %v is negative", o.Holdover)
+	case o.MinSources < 0:
+		return fmt.Errorf("upstream: min sources %d is negative", o.MinSources)
+	case o.MaxDistance < 0:
+		return fmt.Errorf("upstream: max distance %v is negative", o.MaxDistance)
+	case o.MaxPerName < 0:
+		return fmt.Errorf("upstream: max per name %d is negative", o.MaxPerName)
+	}
+	return nil
+}
+
+func parseServer(s string) (*entry, error) {
+	host, portStr, err := net.SplitHostPort(s)
+	if err != nil {
+		// No port: the whole string is the host (bracketless IPv6 too).
+		host, portStr = s, strconv.Itoa(DefaultPort)
+	}
+	if host == "" {
+		return nil, fmt.Errorf("%q: empty host", s)
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil || port == 0 {
+		return nil, fmt.Errorf("%q: port %q is not a number in 1–65535", s, portStr)
+	}
+	e := &entry{name: s, host: host, port: uint16(port)}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		e.ip = ip.Unmap()
+	}
+	return e, nil
+}
+
+// Run polls the sources and disciplines the clock until ctx ends, then
+// returns ctx.Err(). The caller owns the goroutine. It may be called once.
+func (d *Discipliner) Run(ctx context.Context) error {
+	if !d.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	var wg sync.WaitGroup
+	start := func(s *source) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.runSource(ctx, s)
+		}()
+	}
+	d.mu.Lock()
+	lit := slices.Clone(d.sources)
+	d.mu.Unlock()
+	for _, s := range lit {
+		start(s)
+	}
+	for _, e := range d.entries {
+		if !e.ip.IsValid() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d.resolveEntry(ctx, e, start)
+			}()
+		}
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return ctx.Err()
+		case <-tick.C:
+			d.housekeep()
+		}
+	}
+}
+
+// resolveEntry resolves a name until it yields addresses, retrying with
+// backoff, and starts a source for each new address.
+func (d *Discipliner) resolveEntry(ctx context.Context, e *entry, start func(*source)) {
+	wait := time.Second
+	first := true
+	for {
+		addrs, err := d.lookup(ctx, e)
+		var added []*source
+		d.mu.Lock()
+		if first {
+			d.pending--
+			first = false
+		}
+		for _, a := range addrs {
+			if len(added) == d.o.MaxPerName {
+				break
+			}
+			if s := d.addSourceLocked(e, netip.AddrPortFrom(a, e.port)); s != nil {
+				added = append(added, s)
+			}
+		}
+		d.mu.Unlock()
+		for _, s := range added {
+			d.log.Info("upstream source added", "name", e.name, "addr", s.addr.String())
+			start(s)
+		}
+		if len(added) > 0 {
+			return
+		}
+		if err == nil {
+			err = errors.New("no unused address")
+		}
+		d.log.Warn("upstream resolve failed", "name", e.name, "err", err, "retry", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, max(d.o.MaxPoll, time.Minute), 10*time.Minute)
+	}
+}
+
+func (d *Discipliner) lookup(ctx context.Context, e *entry) ([]netip.Addr, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	addrs, err := d.o.Resolver.LookupNetIP(ctx, "ip", e.host)
+	if err != nil {
+		return nil, fmt.Errorf("upstream: resolve %q: %w", e.host, err)
+	}
+	for i := range addrs {
+		addrs[i] = addrs[i].Unmap()
+	}
+	return addrs, nil
+}
+
+// addSourceLocked adds a source for ap unless another source uses it.
+func (d *Discipliner) addSourceLocked(e *entry, ap netip.AddrPort) *source {
+	if d.inUse[ap] {
+		return nil
+	}
+	d.inUse[ap] = true
+	s := &source{e: e, addr: ap, poll: d.o.MinPoll}
+	d.sources = append(d.sources, s)
+	return s
+}
+
+// elapsed returns the raw time of the base clock reading t.
+func (d *Discipliner) elapsed(t time.Time) time.Duration { return t.Sub(d.epoch) }
+
+func (d *Discipliner) rawNow() time.Duration { return d.elapsed(d.base.Now()) }
+
+// ntpTime returns raw time e as an NTP timestamp on the raw timescale.
+func (d *Discipliner) ntpTime(e time.Duration) ntpwire.Time {
+	return ntpwire.TimeOf(time.Unix(0, d.epochWall+int64(e)))
+}
+
+// Now returns the disciplined time. It never returns a time earlier than
+// one it returned before (as long as the base clock's monotonic reading
+// advances).
+func (d *Discipliner) Now() time.Time {
+	e := d.rawNow()
+	return time.Unix(0, d.snap.Load().served(d.epochWall, e))
+}
+
+// FromSystem returns the disciplined time at the moment the base clock
+// showed sys: servers use it to put kernel receive timestamps on the
+// served timescale. sys without a monotonic reading is taken as a wall
+// clock reading of the base clock. It is only meaningful when the base
+// clock is the system clock (the default); a server serving a Discipliner
+// built on another clock should set server.Server.UserTimestamps.
+func (d *Discipliner) FromSystem(sys time.Time) time.Time {
+	s := d.snap.Load()
+	var e time.Duration
+	if w := sys.Round(0); w != sys {
+		e = sys.Sub(d.epoch) // has a monotonic reading
+	} else {
+		e = time.Duration(sys.UnixNano()-d.epochWall) - s.wallMono
+	}
+	return time.Unix(0, s.served(d.epochWall, e))
+}
+
+// Precision returns the base clock's precision in log2 seconds.
+func (d *Discipliner) Precision() int8 { return d.precision }
+
+// Reference returns the reference data to serve now: the system peer's
+// stratum plus one and its address as refid, the time of the last update,
+// the accumulated root delay and dispersion (growing with time since the
+// update) and the sources' leap warning; or leap alarm and stratum 16
+// while unsynchronised.
+func (d *Discipliner) Reference() ntpwire.Reference {
+	return d.snap.Load().reference(d.rawNow())
+}
+
+// Synchronized reports whether the served reference data says the clock
+// is synchronised.
+func (d *Discipliner) Synchronized() bool { return d.Reference().Synchronized() }
+
+// publishLocked stores a new snapshot, refreshing the wall-minus-monotonic
+// difference that FromSystem uses for kernel timestamps.
+func (d *Discipliner) publishLocked(s snapshot) {
+	now := d.base.Now()
+	s.wallMono = time.Duration(now.UnixNano()-d.epochWall) - d.elapsed(now)
+	d.snap.Store(&s)
+}
+
+// housekeep runs every second: it ends synchronisation after the holdover
+// and keeps the snapshot's wall-to-monotonic offset fresh.
+func (d *Discipliner) housekeep() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := *d.snap.Load()
+	now := d.rawNow()
+	if d.synced && now-s.updated > s.holdover {
+		d.synced = false
+		s.synced = false
+		d.log.Warn("upstream: lost synchronisation", "since_update", (now - s.updated).Round(time.Millisecond))
+	}
+	d.publishLocked(s)
+}
+
+// candidate is a source taking part in one selection.
+type candidate struct {
+	s    *source
+	out  filterOutput
+	iv   interval
+	dist float64
+	mean float64 // mean offset of the register, seconds
+}
+
+// updateLocked runs selection, clustering and combining at raw time now,
+// after a new sample, and updates the clock when a majority agrees.
+func (d *Discipliner) updateLocked(now time.Duration) {
+	prec := ntpwire.LogToDuration(d.precision).Seconds()
+	var cands []candidate
+	eligible := d.pending
+	for _, s := range d.sources {
+		switch {
+		case s.retired:
+			s.state = StateKoD
+			continue
+		case s.reach == 0 && s.polls >= 8:
+			s.state = StateUnreachable
+			continue
+		}
+		eligible++
+		if s.reach == 0 {
+			s.state = StateInit
+			continue
+		}
+		out := s.filt.output(now, prec+ntpwire.LogToDuration(s.precision).Seconds())
+		if !out.ok {
+			s.state = StateInit
+			continue
+		}
+		dist := (s.rootDelay+out.best.delay).Seconds()/2 + s.rootDisp.Seconds() + out.disp.Seconds() + out.jitter.Seconds()
+		s.dist = seconds(dist)
+		if s.dist > d.o.MaxDistance {
+			s.state = StateUnreachable
+			continue
+		}
+		off := out.best.offset.Seconds() + d.freq*(now-out.best.at).Seconds()
+		// The cluster algorithm compares the sources' mean offsets over
+		// the register rather than single samples: with noisy timestamps
+		// the lowest-delay sample is no better than any other, and
+		// comparing single samples would drop good sources at random.
+		var mean float64
+		reg := s.filt.hist[max(0, len(s.filt.hist)-filterLen):]
+		for _, smp := range reg {
+			mean += smp.offset.Seconds() + d.freq*(now-smp.at).Seconds()
+		}
+		mean /= float64(len(reg))
+		cands = append(cands, candidate{s: s, out: out, iv: interval{off, dist}, dist: dist, mean: mean})
+	}
+	need := max(eligible/2+1, d.o.MinSources)
+	if len(cands) < need {
+		// Not enough sources to outvote a falseticker: keep the clock
+		// (and the states of the last selection) as they are.
+		return
+	}
+	ivs := make([]interval, len(cands))
+	for i, c := range cands {
+		ivs[i] = c.iv
+	}
+	low, high, _, ok := marzullo(ivs)
+	if !ok {
+		return
+	}
+	var truech, falset []candidate
+	for _, c := range cands {
+		if c.iv.offset+c.iv.dist < low || c.iv.offset-c.iv.dist > high {
+			falset = append(falset, c)
+			continue
+		}
+		truech = append(truech, c)
+	}
+	if len(truech) < need {
+		return
+	}
+	for _, c := range falset {
+		c.s.state = StateFalseticker
+	}
+	items := make([]clusterItem, len(truech))
+	for i, c := range truech {
+		items[i] = clusterItem{offset: c.mean, jitter: c.out.jitter.Seconds()}
+		c.s.state = StateOutlier
+	}
+	alive := cluster(items, min(3, max(need, 1)))
+	surv := make([]candidate, len(alive))
+	for i, j := range alive {
+		surv[i] = truech[j]
+		surv[i].s.state = StateCandidate
+	}
+	// The system peer: the old one if it survived (no clock hopping),
+	// else the survivor of lowest stratum, then root distance.
+	var peer *candidate
+	for i := range surv {
+		if surv[i].s == d.sysPeer {
+			peer = &surv[i]
+		}
+	}
+	if peer == nil {
+		peer = &surv[0]
+		for i := range surv[1:] {
+			c := &surv[i+1]
+			if c.s.stratum < peer.s.stratum || c.s.stratum == peer.s.stratum && c.dist < peer.dist {
+				peer = c
+			}
+		}
+	}
+	peer.s.state = StateSelected
+
+	f := d.combine(now, surv)
+	d.apply(now, f, peer, surv)
+}
+
+// combine fits offset and frequency through the survivors' recent samples.
+func (d *Discipliner) combine(now time.Duration, surv []candidate) fit {
+	var pts []point
+	yRef := surv[0].out.best.offset
+	for _, c := range surv {
+		j := c.out.jitter.Seconds()
+		for _, smp := range c.s.filt.hist {
+			ex := (smp.delay - c.out.minDelay).Seconds() / 2
+			pts = append(pts, point{
+				x: (smp.at - now).Seconds(),
+				y: (smp.offset - yRef).Seconds(),
+				w: 1 / (j*j + ex*ex + 1e-18),
+			})
+		}
+	}
+	slices.SortFunc(pts, func(a, b point) int {
+		switch {
+		case a.x < b.x:
+			return -1
+		case a.x > b.x:
+			return 1
+		}
+		return 0
+	})
+	f := regress(pts, d.freq)
+	f.offset += yRef.Seconds()
+	f.freq = max(-maxFreq, min(maxFreq, f.freq))
+	return f
+}
+
+// apply moves the software clock towards the estimate f and publishes the
+// new reference data.
+func (d *Discipliner) apply(now time.Duration, f fit, peer *candidate, surv []candidate) {
+	old := d.snap.Load()
+	target := f.offset * 1e9
+	first := !d.synced
+	next, stepped := old.retarget(now, target, f.freq, first, d.o.StepThreshold, d.o.MaxSlewRate, minSlew)
+	gap := target - old.corr(now)
+	if stepped {
+		if gap < 0 {
+			next.floor = max(next.floor, old.served(d.epochWall, now))
+		}
+		if !first || math.Abs(gap) > float64(time.Millisecond) {
+			d.steps++
+			d.log.Info("upstream: clock stepped", "by", time.Duration(gap))
+		}
+	}
+	d.freq = f.freq
+	d.offset = gap
+	d.updates++
+
+	p := peer.s
+	var insert, del int
+	for _, c := range surv {
+		switch c.s.leap {
+		case ntpwire.LeapInsert:
+			insert++
+		case ntpwire.LeapDelete:
+			del++
+		}
+	}
+	leap := ntpwire.LeapNone
+	if 2*insert > len(surv) {
+		leap = ntpwire.LeapInsert
+	} else if 2*del > len(surv) {
+		leap = ntpwire.LeapDelete
+	}
+	stratum := min(p.stratum+1, ntpwire.MaxStratum)
+	rootDelay := p.rootDelay + peer.out.best.delay
+	j := peer.out.jitter.Seconds()
+	rootDisp := p.rootDisp.Seconds() + peer.out.disp.Seconds() + math.Sqrt(j*j+f.rms*f.rms) + math.Abs(gap)/1e9
+	next.ref = ntpwire.Reference{
+		Leap:      leap,
+		Stratum:   stratum,
+		Precision: d.precision,
+		RefID:     ntpwire.RefIDFromAddr(p.addr.Addr()),
+		RefTime:   ntpwire.TimeOf(time.Unix(0, next.served(d.epochWall, now))),
+		RootDelay: ntpwire.ShortOf(rootDelay),
+	}
+	next.rootDisp = rootDisp
+	next.updated = now
+	next.synced = stratum < ntpwire.MaxStratum
+	d.rootDist = rootDelay/2 + seconds(rootDisp)
+	if next.synced && !d.synced {
+		d.log.Info("upstream: synchronised", "peer", p.addr.String(), "stratum", stratum, "offset", time.Duration(gap), "sources", len(surv))
+	} else if p != d.sysPeer {
+		d.log.Debug("upstream: new system peer", "peer", p.addr.String(), "stratum", stratum)
+	}
+	d.synced = next.synced
+	d.sysPeer = p
+	d.publishLocked(next)
+}
+
+// Status returns the state of the Discipliner and its sources.
+func (d *Discipliner) Status() Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.rawNow()
+	snap := d.snap.Load()
+	ref := snap.reference(e)
+	st := Status{
+		Synchronized:   ref.Synchronized(),
+		Stratum:        ref.Stratum,
+		RefID:          ref.RefID.String(),
+		Leap:           ref.Leap.String(),
+		Offset:         time.Duration(d.offset),
+		Correction:     time.Duration(snap.corr(e)),
+		Frequency:      d.freq * 1e6,
+		RootDelay:      ref.RootDelay.Duration(),
+		RootDispersion: ref.RootDispersion.Duration(),
+		Steps:          d.steps,
+		Updates:        d.updates,
+	}
+	st.RootDistance = st.RootDelay/2 + st.RootDispersion
+	if d.updates > 0 {
+		st.LastUpdate = ref.RefTime.In(time.Unix(0, d.epochWall))
+	}
+	for _, s := range d.sources {
+		ss := SourceStatus{
+			Name:         s.e.name,
+			Addr:         s.addr,
+			State:        s.state,
+			Reach:        s.reach,
+			Poll:         max(s.poll, s.pollFloor),
+			Stratum:      s.stratum,
+			RefID:        s.refID.String(),
+			Leap:         s.leap.String(),
+			Samples:      s.samples,
+			Rejects:      s.rej,
+			RootDistance: s.dist,
+		}
+		if n := len(s.filt.hist); n > 0 {
+			last := s.filt.hist[n-1]
+			ss.LastSample = time.Unix(0, snap.served(d.epochWall, last.at))
+			ss.Offset = last.offset - time.Duration(snap.corr(last.at))
+			ss.Delay = last.delay
+			ss.Jitter = s.filt.output(e, 0).jitter
+		}
+		st.Sources = append(st.Sources, ss)
+		st.Rejects.add(s.rej)
+	}
+	return st
+}

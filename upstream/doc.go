@@ -1,0 +1,29 @@
+// Package upstream synchronises to upstream NTP servers and serves the
+// result as a disciplined software clock: a Discipliner is a clock.Clock
+// and the reference source a server.Server serves (it has the Reference
+// method server.Source asks for), so a stratum-2 server is a Discipliner
+// fed to a server.Server.
+//
+// The client side polls each upstream (a host:port; a pool name yields
+// several sources) with random transmit timestamps and accepts only
+// replies that echo them, in server mode, with a stratum of 1–15, no leap
+// alarm and a sane root distance; every rejected reply is counted by
+// reason. Kiss-o'-Death RATE slows a source, DENY and RSTR retire it.
+//
+// The algorithms are those of RFC 5905 §10–11 and chrony: a per-source
+// clock filter (the lowest-delay of the last eight samples, with jitter
+// and dispersion), selection by the intersection (Marzullo) algorithm that
+// needs a majority of the usable sources to agree, clustering that drops
+// outliers, and a combination of the survivors' samples by weighted least
+// squares over their recent history, which estimates the offset and the
+// frequency error of the local clock at once (chrony's approach). The
+// software clock is the base clock (the system clock by default, read on
+// its monotonic timescale so that steps of the system clock do not move
+// it) plus a correction that follows the estimate by slewing at a bounded
+// rate, stepping only past a threshold. It never touches the system clock
+// and never runs backwards for its readers.
+//
+// Until a majority of the sources agree, and again after a holdover period
+// without usable sources, the reference data says leap alarm and stratum
+// 16, so clients do not trust the time.
+package upstream

@@ -1,0 +1,87 @@
+package upstream
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/ntpkit/ntpkit/clock"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultMinPoll       = 64 * time.Second
+	DefaultMaxPoll       = 1024 * time.Second
+	DefaultStepThreshold = 128 * time.Millisecond // ntpd's step threshold
+	DefaultMaxSlewRate   = 500e-6                 // 500 ppm, as ntpd and the kernel PLL
+	DefaultMaxDistance   = 1500 * time.Millisecond
+	DefaultPort          = 123
+	// DefaultMaxPerName is how many addresses of one name (a pool) are
+	// used as sources, like chrony's pool maxsources.
+	DefaultMaxPerName = 4
+)
+
+// Resolver looks up the addresses of a host name. *net.Resolver
+// implements it; tests pass a fake.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// DialFunc opens a UDP connection to address ("ip:port"), as
+// net.Dialer.DialContext does.
+type DialFunc func(ctx context.Context, network, address string) (net.Conn, error)
+
+// Options tune a Discipliner. The zero value is a sensible configuration:
+// the system clock, polls between 64 and 1024 s with an initial burst, a
+// 128 ms step threshold, a 500 ppm slew rate.
+type Options struct {
+	// Clock is the base clock that is disciplined. Nil means the system
+	// clock. The Discipliner never sets it: it serves Clock plus its own
+	// correction. Readings with a monotonic component (as time.Now gives)
+	// are used on the monotonic timescale, so steps of the system clock do
+	// not move the served time.
+	Clock clock.Clock
+	// MinPoll and MaxPoll bound each source's poll interval. Zero means
+	// DefaultMinPoll and DefaultMaxPoll; values under a second are
+	// accepted for tests and simulations.
+	MinPoll, MaxPoll time.Duration
+	// NoIBurst turns off the initial burst of four quick queries per
+	// source (spaced min(2s, MinPoll)).
+	NoIBurst bool
+	// StepThreshold is the offset beyond which the clock is stepped
+	// instead of slewed. Zero means DefaultStepThreshold. The first update
+	// after start or after losing synchronisation always steps.
+	StepThreshold time.Duration
+	// MaxSlewRate bounds how fast an offset is slewed away, as a fraction
+	// (500e-6 is 500 ppm). Zero means DefaultMaxSlewRate. At most 0.5.
+	MaxSlewRate float64
+	// Holdover is how long the clock stays synchronised without a usable
+	// update before it reports leap alarm and stratum 16. Zero means four
+	// times MaxPoll but at least a minute (about 68 minutes with the
+	// default polls), so one lost reply never unsynchronises a server
+	// polling slowly.
+	Holdover time.Duration
+	// MinSources is how many sources must survive selection to update the
+	// clock. Zero means 1. Independently of it, a majority of the usable
+	// sources must always agree.
+	MinSources int
+	// MaxDistance is the largest root distance a source may have to be
+	// used. Zero means DefaultMaxDistance.
+	MaxDistance time.Duration
+	// MaxPerName is how many addresses of a name that resolves to several
+	// become sources. Zero means DefaultMaxPerName.
+	MaxPerName int
+	// Resolver resolves host names. Nil means net.DefaultResolver.
+	Resolver Resolver
+	// Dial opens the UDP connection to a source. Nil means
+	// (&net.Dialer{}).DialContext.
+	Dial DialFunc
+	// Rand supplies the random transmit timestamps. Nil means
+	// crypto/rand.
+	Rand io.Reader
+	// Logger receives source and synchronisation events. Nil means none.
+	Logger *slog.Logger
+}

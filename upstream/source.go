@@ -1,0 +1,362 @@
+package upstream
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/ntpkit/ntpkit/clock"
+	"github.com/ntpkit/ntpkit/ntpwire"
+)
+
+// source is one upstream address being polled. Its fields are guarded by
+// the Discipliner's mutex.
+type source struct {
+	e    *entry
+	addr netip.AddrPort
+
+	reach     uint8
+	polls     int // queries sent since the address was set
+	poll      time.Duration
+	pollFloor time.Duration // raised by KoD RATE
+	streak    int           // valid replies in a row
+	backedOff bool
+	retired   bool
+	state     SourceState
+
+	filt      filter
+	dist      time.Duration
+	samples   uint64
+	rej       Rejects
+	stratum   uint8
+	leap      ntpwire.Leap
+	refID     ntpwire.RefID
+	precision int8
+	rootDelay time.Duration
+	rootDisp  time.Duration
+}
+
+// ibursts is the number of quick queries at start and after a source
+// moves to a new address (ntpd and chrony send 4–8).
+const ibursts = 4
+
+// outcome classifies one query.
+type outcome int
+
+const (
+	outSample outcome = iota
+	outTimeout
+	outRejected // a matching reply that was not usable
+	outRate
+	outDeny
+)
+
+// runSource polls s until ctx ends or s is retired, re-dialing when s's
+// address changes.
+func (d *Discipliner) runSource(ctx context.Context, s *source) {
+	burst := ibursts
+	if d.o.NoIBurst {
+		burst = 0
+	}
+	for ctx.Err() == nil {
+		d.mu.Lock()
+		addr := s.addr
+		d.mu.Unlock()
+		conn, err := d.o.Dial(ctx, "udp", addr.String())
+		if err != nil {
+			d.log.Warn("upstream: dial failed", "addr", addr.String(), "err", err)
+			if !sleep(ctx, d.o.MinPoll) {
+				return
+			}
+			continue
+		}
+		// Closing the connection when ctx ends unblocks a pending read.
+		stopClose := context.AfterFunc(ctx, func() { conn.Close() })
+		stamps := false
+		if _, sys := d.o.Clock.(clock.System); sys {
+			stamps = enableRxStamps(conn)
+		}
+		again := d.pollLoop(ctx, s, conn, burst, stamps)
+		stopClose()
+		conn.Close()
+		if !again {
+			return
+		}
+		burst = ibursts
+		if d.o.NoIBurst {
+			burst = 0
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// pollLoop queries s over conn on its poll schedule. It returns true when
+// s got a new address and must be re-dialed, false when done.
+func (d *Discipliner) pollLoop(ctx context.Context, s *source, conn net.Conn, burst int, stamps bool) bool {
+	q := &querier{conn: conn, buf: make([]byte, 1024), stamps: stamps}
+	if stamps {
+		q.oob = make([]byte, oobLen)
+	}
+	var wait time.Duration
+	for {
+		if !sleep(ctx, wait) {
+			return false
+		}
+		sent := time.Now()
+		d.mu.Lock()
+		s.reach <<= 1
+		s.polls++
+		interval := max(s.poll, s.pollFloor)
+		d.mu.Unlock()
+		if burst > 0 {
+			interval = min(interval, 2*time.Second, max(d.o.MinPoll, s.pollFloor))
+		}
+		timeout := min(2*time.Second, max(interval*3/4, 100*time.Millisecond))
+		out, pkt, smp := d.query(ctx, s, q, timeout)
+		if ctx.Err() != nil {
+			return false
+		}
+		d.mu.Lock()
+		stop, redial := d.handleLocked(ctx, s, out, pkt, smp)
+		if burst > 0 && out != outRate {
+			burst--
+		} else {
+			burst = 0
+		}
+		if burst == 0 || out == outRate {
+			interval = max(s.poll, s.pollFloor)
+		}
+		d.mu.Unlock()
+		if stop {
+			return false
+		}
+		if redial {
+			return true
+		}
+		wait = max(0, interval-time.Since(sent))
+	}
+}
+
+// querier is a source's connection and buffers.
+type querier struct {
+	conn     net.Conn
+	buf, oob []byte
+	stamps   bool // conn delivers kernel receive timestamps
+}
+
+// query sends one request and waits for the reply that echoes it.
+func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout time.Duration) (outcome, ntpwire.Packet, sample) {
+	conn, buf := q.conn, q.buf
+	var xmit [8]byte
+	r := d.o.Rand
+	if r == nil {
+		r = rand.Reader
+	}
+	if _, err := io.ReadFull(r, xmit[:]); err != nil {
+		panic(fmt.Sprintf("upstream: random source failed: %v", err))
+	}
+	d.mu.Lock()
+	poll := max(s.poll, s.pollFloor)
+	d.mu.Unlock()
+	req := ntpwire.Packet{
+		Version:   4,
+		Mode:      ntpwire.ModeClient,
+		Poll:      log2(poll),
+		Precision: d.precision,
+		XmitTime:  ntpwire.Time(binary.BigEndian.Uint64(xmit[:])),
+	}
+	out := req.AppendTo(buf[:0])
+	deadline := time.Now().Add(timeout)
+	conn.SetDeadline(deadline)
+	t1 := d.rawNow()
+	if _, err := conn.Write(out); err != nil {
+		d.log.Debug("upstream: send failed", "addr", s.addr.String(), "err", err)
+		sleepUntil(ctx, deadline)
+		return outTimeout, ntpwire.Packet{}, sample{}
+	}
+	for {
+		n, rx, err := readStamped(conn, buf, q.oob)
+		t4 := d.rawNow()
+		if !rx.IsZero() {
+			// The kernel's stamp is a wall-clock reading: put it on the
+			// raw timescale, and use it only if it is plausible.
+			if k := time.Duration(rx.UnixNano()-d.epochWall) - d.snap.Load().wallMono; k >= t1 && k <= t4 {
+				t4 = k
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				// ICMP unreachable and the like: wait out the timeout
+				// so an absent server is not hammered.
+				d.log.Debug("upstream: receive failed", "addr", s.addr.String(), "err", err)
+				sleepUntil(ctx, deadline)
+			}
+			return outTimeout, ntpwire.Packet{}, sample{}
+		}
+		var p ntpwire.Packet
+		if p.Decode(buf[:n]) != nil {
+			d.count(s, func(r *Rejects) { r.Malformed++ })
+			continue
+		}
+		// Anti-spoofing first: only a reply echoing our random transmit
+		// timestamp is looked at further, kisses included.
+		if p.OrigTime != req.XmitTime {
+			d.count(s, func(r *Rejects) { r.BadOrigin++ })
+			continue
+		}
+		return d.judge(s, &p, t1, t4)
+	}
+}
+
+func sleepUntil(ctx context.Context, t time.Time) { sleep(ctx, time.Until(t)) }
+
+func (d *Discipliner) count(s *source, f func(*Rejects)) {
+	d.mu.Lock()
+	f(&s.rej)
+	d.mu.Unlock()
+}
+
+// judge decides whether a reply that echoes our request is usable, and
+// turns it into a sample.
+func (d *Discipliner) judge(s *source, p *ntpwire.Packet, t1, t4 time.Duration) (outcome, ntpwire.Packet, sample) {
+	rej := func(f func(*Rejects)) (outcome, ntpwire.Packet, sample) {
+		d.count(s, f)
+		return outRejected, *p, sample{}
+	}
+	switch {
+	case p.Mode != ntpwire.ModeServer:
+		return rej(func(r *Rejects) { r.BadMode++ })
+	case p.IsKiss():
+		switch p.RefID {
+		case ntpwire.KissRate:
+			return outRate, *p, sample{}
+		case ntpwire.KissDeny, ntpwire.KissRstr:
+			return outDeny, *p, sample{}
+		}
+		return rej(func(r *Rejects) { r.KissOther++ })
+	case p.Stratum < 1 || p.Stratum >= ntpwire.MaxStratum:
+		return rej(func(r *Rejects) { r.BadStratum++ })
+	case p.Leap == ntpwire.LeapAlarm:
+		return rej(func(r *Rejects) { r.LeapAlarm++ })
+	case p.RecvTime == 0 || p.XmitTime == 0:
+		return rej(func(r *Rejects) { r.BadTime++ })
+	case p.RootDelay.Duration()/2+p.RootDispersion.Duration() > d.o.MaxDistance:
+		return rej(func(r *Rejects) { r.BadDistance++ })
+	}
+	T1, T4 := d.ntpTime(t1), d.ntpTime(t4)
+	offset := (p.RecvTime.Sub(T1) + p.XmitTime.Sub(T4)) / 2
+	delay := max(0, T4.Sub(T1)-p.XmitTime.Sub(p.RecvTime))
+	disp := ntpwire.LogToDuration(d.precision) + ntpwire.LogToDuration(p.Precision) + time.Duration(phi*float64(delay))
+	return outSample, *p, sample{at: t1 + (t4-t1)/2, offset: offset, delay: delay, disp: disp}
+}
+
+// handleLocked applies the outcome of a query to s: reachability, poll
+// interval, kisses, and the new sample to the clock. It reports whether s
+// is retired, and whether its address changed.
+func (d *Discipliner) handleLocked(ctx context.Context, s *source, out outcome, p ntpwire.Packet, smp sample) (stop, redial bool) {
+	switch out {
+	case outSample:
+		s.reach |= 1
+		s.samples++
+		s.streak++
+		if s.backedOff {
+			s.poll, s.backedOff = d.o.MinPoll, false
+		}
+		if s.streak >= 8 && s.poll < d.o.MaxPoll {
+			s.poll, s.streak = min(2*s.poll, d.o.MaxPoll), 0
+		}
+		s.stratum, s.leap, s.refID, s.precision = p.Stratum, p.Leap, p.RefID, p.Precision
+		s.rootDelay, s.rootDisp = p.RootDelay.Duration(), p.RootDispersion.Duration()
+		s.filt.add(smp)
+		d.updateLocked(smp.at)
+		return false, false
+	case outRate:
+		s.rej.KissRate++
+		s.streak = 0
+		asked := ntpwire.LogToDuration(p.Poll)
+		cap := max(d.o.MaxPoll, 16*d.o.MinPoll)
+		s.pollFloor = min(max(2*max(s.poll, s.pollFloor), asked), cap)
+		d.log.Warn("upstream: kiss-o'-death RATE, polling slower", "addr", s.addr.String(), "poll", s.pollFloor)
+		return false, false
+	case outDeny:
+		if p.RefID == ntpwire.KissDeny {
+			s.rej.KissDeny++
+		} else {
+			s.rej.KissRstr++
+		}
+		s.retired, s.state = true, StateKoD
+		d.log.Warn("upstream: kiss-o'-death, source retired", "addr", s.addr.String(), "code", p.RefID.String())
+		return true, false
+	case outTimeout:
+		s.rej.Timeout++
+	}
+	s.streak = 0
+	if s.reach&0x0f == 0 && s.polls >= 4 && s.poll < d.o.MaxPoll {
+		s.poll, s.backedOff = min(2*s.poll, d.o.MaxPoll), true
+	}
+	if s.reach == 0 && s.polls >= 8 {
+		if s.state != StateUnreachable {
+			d.log.Warn("upstream: source unreachable", "addr", s.addr.String())
+		}
+		s.state = StateUnreachable
+		if !s.e.ip.IsValid() && s.polls%8 == 0 {
+			return false, d.reresolveLocked(ctx, s)
+		}
+	}
+	return false, false
+}
+
+// reresolveLocked looks the name of an unreachable source up again and
+// moves the source to an address no other source uses. It drops the lock
+// while resolving.
+func (d *Discipliner) reresolveLocked(ctx context.Context, s *source) bool {
+	d.mu.Unlock()
+	addrs, err := d.lookup(ctx, s.e)
+	d.mu.Lock()
+	if err != nil {
+		d.log.Warn("upstream: re-resolve failed", "name", s.e.name, "err", err)
+		return false
+	}
+	for _, a := range addrs {
+		ap := netip.AddrPortFrom(a, s.e.port)
+		if d.inUse[ap] {
+			continue
+		}
+		d.log.Info("upstream: unreachable source replaced", "name", s.e.name, "old", s.addr.String(), "new", ap.String())
+		delete(d.inUse, s.addr)
+		d.inUse[ap] = true
+		s.addr = ap
+		s.filt.reset()
+		s.reach, s.polls, s.streak, s.backedOff = 0, 0, 0, false
+		s.poll, s.state = d.o.MinPoll, StateInit
+		return true
+	}
+	return false
+}
+
+// log2 returns the poll exponent for d, rounded up.
+func log2(d time.Duration) int8 {
+	p := int8(0)
+	for ; p < 17 && ntpwire.LogToDuration(p) < d; p++ {
+	}
+	for ; p > -6 && ntpwire.LogToDuration(p-1) >= d; p-- {
+	}
+	return p
+}
