@@ -174,6 +174,7 @@ type statsJSON struct {
 	Server     serverStatsJSON `json:"server"`
 	Middleware any             `json:"middleware,omitempty"`
 	Upstream   any             `json:"upstream,omitempty"`
+	Auth       any             `json:"auth,omitempty"`
 }
 
 // serverStatsJSON is server.Stats with JSON names.
@@ -210,6 +211,9 @@ func (d *daemon) stats() statsJSON {
 	}
 	if d.upstreamStats != nil {
 		s.Upstream = d.upstreamStats()
+	}
+	if d.authStats != nil {
+		s.Auth = d.authStats()
 	}
 	return s
 }

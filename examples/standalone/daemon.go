@@ -47,6 +47,12 @@ type daemon struct {
 	middlewareStats func() any
 	// kissCodes counts the kiss-o'-death replies sent, by code.
 	kissCodes func() map[string]uint64
+	// authStats returns the "auth" object of /v1/stats (NTS, NTS-KE and
+	// symmetric-key counters). Nil: no authentication configured.
+	authStats func() any
+	// reloadCerts re-reads TLS certificates (NTS-KE) on a reload; on
+	// failure the old ones keep serving. Nil: nothing to re-read.
+	reloadCerts func() error
 	// metrics write further metric families (upstream, middleware).
 	metrics []func(*metricsWriter)
 }

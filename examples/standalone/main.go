@@ -198,6 +198,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, opts serveOptio
 
 	d := &daemon{logger: logger, started: time.Now(), srv: srv, src: src, load: opts.load}
 	d.attachMiddleware(mw.ac, mw.rl)
+	authn.attach(d)
 	if disc != nil {
 		d.attachUpstream(disc)
 	}

@@ -268,3 +268,43 @@ func (a *authService) stats() authStats {
 	}
 	return s
 }
+
+// attach plugs the authentication layers into the daemon: their counters
+// into /v1/stats and /metrics, and the certificate reload into SIGHUP.
+func (a *authService) attach(d *daemon) {
+	if a.mac == nil && a.ntsMW == nil {
+		return
+	}
+	d.authStats = func() any { return a.stats() }
+	d.metrics = append(d.metrics, func(m *metricsWriter) { writeAuthMetrics(m, a.stats()) })
+	if a.certs != nil {
+		d.reloadCerts = a.reloadCerts
+	}
+}
+
+// writeAuthMetrics writes the NTS, NTS-KE and symmetric-key counters.
+func writeAuthMetrics(m *metricsWriter, s authStats) {
+	if s.NTS != nil {
+		m.family("ntpkit_nts_requests_total", "counter", "NTP requests carrying NTS extension fields, by outcome.")
+		m.sample("ntpkit_nts_requests_total", float64(s.NTS.Authenticated), "result", "authenticated")
+		m.sample("ntpkit_nts_requests_total", float64(s.NTS.NAKs), "result", "nak")
+		m.sample("ntpkit_nts_requests_total", float64(s.NTS.AuthFailures), "result", "auth_failure")
+		m.sample("ntpkit_nts_requests_total", float64(s.NTS.Malformed), "result", "malformed")
+		m.counter("ntpkit_nts_cookies_sent_total", "Fresh NTS cookies sent in NTP replies.", s.NTS.Cookies)
+	}
+	if s.KE != nil {
+		m.family("ntpkit_nts_ke_sessions_total", "counter", "NTS-KE sessions, by outcome.")
+		m.sample("ntpkit_nts_ke_sessions_total", float64(s.KE.Served), "result", "served")
+		m.sample("ntpkit_nts_ke_sessions_total", float64(s.KE.HandshakeErrors), "result", "handshake_error")
+		m.sample("ntpkit_nts_ke_sessions_total", float64(s.KE.RequestErrors), "result", "request_error")
+		m.sample("ntpkit_nts_ke_sessions_total", float64(s.KE.Unsupported), "result", "unsupported")
+		m.sample("ntpkit_nts_ke_sessions_total", float64(s.KE.InternalErrors), "result", "internal_error")
+	}
+	if s.MAC != nil {
+		m.family("ntpkit_mac_requests_total", "counter", "NTP requests carrying a symmetric-key MAC, by outcome.")
+		m.sample("ntpkit_mac_requests_total", float64(s.MAC.Authenticated), "result", "authenticated")
+		m.sample("ntpkit_mac_requests_total", float64(s.MAC.UnknownKey), "result", "unknown_key")
+		m.sample("ntpkit_mac_requests_total", float64(s.MAC.BadMAC), "result", "bad_mac")
+		m.counter("ntpkit_mac_crypto_naks_total", "Crypto-NAKs sent for unknown keys or bad MACs.", s.MAC.CryptoNAKs)
+	}
+}

@@ -54,6 +54,15 @@ func (d *daemon) reload(now time.Time) error {
 }
 
 func (d *daemon) tryReload() (restart []string, err error) {
+	// TLS certificates first: if the new pair is bad, nothing changes.
+	if d.reloadCerts != nil {
+		if err := d.reloadCerts(); err != nil {
+			return nil, fmt.Errorf("nts certificate: %w", err)
+		}
+		if d.load == nil {
+			return nil, nil // no configuration file: the certificates were all there was
+		}
+	}
 	if d.load == nil {
 		return nil, errors.New("the daemon was started without -config: there is no file to reload")
 	}

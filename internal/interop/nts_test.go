@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -124,14 +125,17 @@ func TestDaemonServesNTSAndMACs(t *testing.T) {
 		"listen": ["127.0.0.1:%d"], "api": {"listen": ""}, "keys_file": %q,
 		"nts": {"enabled": true, "listen": "127.0.0.1:%d", "cert_file": %q, "key_file": %q, "key_seed_file": %q}
 	}`, ntpPort, keyFile, kePort, pki.CertFile, pki.KeyFile, seedFile)), 0o600)
-	d := StartDaemon(t, BuildDaemon(t), "-config", cfgFile)
+	d := StartDaemon(t, BuildDaemon(t), "-config", cfgFile) // with the API on a free port
 	d.WaitLog(t, "nts-ke listening", 10*time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	api := d.APIURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	for name, args := range map[string][]string{
-		"nts": {fmt.Sprintf("server 127.0.0.1 iburst nts ntsport %d maxsamples 4", kePort), "ntstrustedcerts " + pki.CAFile, "ntsdumpdir " + dir},
-		"mac": {fmt.Sprintf("server 127.0.0.1 port %d iburst key 5 maxsamples 4", ntpPort), "keyfile " + keyFile},
-	} {
+	chrony := func(name, caFile string) {
+		t.Helper()
+		args := map[string][]string{
+			"nts": {fmt.Sprintf("server 127.0.0.1 iburst nts ntsport %d maxsamples 4", kePort), "ntstrustedcerts " + caFile, "ntsdumpdir " + t.TempDir()},
+			"mac": {fmt.Sprintf("server 127.0.0.1 port %d iburst key 5 maxsamples 4", ntpPort), "keyfile " + keyFile},
+		}[name]
 		args = append([]string{"-Q", "-t", "15", "pidfile " + filepath.Join(dir, name+".pid")}, args...)
 		out, err := exec.CommandContext(ctx, chronyd, chronyArgs(args...)...).CombinedOutput()
 		if m := chronyOffsetRE.FindSubmatch(out); m == nil {
@@ -140,6 +144,52 @@ func TestDaemonServesNTSAndMACs(t *testing.T) {
 			t.Logf("%s: %s", name, m[0])
 		}
 	}
+	chrony("nts", pki.CAFile)
+	chrony("mac", "")
+
+	// The authentication counters show in /v1/stats and /metrics.
+	var stats struct {
+		Auth struct {
+			NTS struct{ Authenticated, Cookies uint64 } `json:"nts"`
+			KE  struct{ Served uint64 }                 `json:"nts_ke"`
+			MAC struct{ Authenticated uint64 }          `json:"mac"`
+		} `json:"auth"`
+	}
+	getJSON(t, api+"/v1/stats", "", &stats)
+	if a := stats.Auth; a.NTS.Authenticated == 0 || a.NTS.Cookies == 0 || a.KE.Served == 0 || a.MAC.Authenticated == 0 {
+		t.Fatalf("auth stats do not count the sessions: %+v", a)
+	}
+	_, _, metrics := apiGet(t, api+"/metrics", "")
+	if v := metricValue(t, string(metrics), `ntpkit_nts_requests_total{result="authenticated"}`); v != float64(stats.Auth.NTS.Authenticated) {
+		t.Errorf("metrics say %v NTS requests authenticated, stats %d", v, stats.Auth.NTS.Authenticated)
+	}
+	if v := metricValue(t, string(metrics), `ntpkit_mac_requests_total{result="authenticated"}`); v == 0 {
+		t.Error("metrics count no MAC-authenticated request")
+	}
+
+	// SIGHUP re-reads the certificate: a certificate from a new CA
+	// replaces the old one, and clients trusting only the new CA sync.
+	pki2 := ntsketest.New(t)
+	for src, dst := range map[string]string{pki2.CertFile: pki.CertFile, pki2.KeyFile: pki.KeyFile} {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Signal(t, syscall.SIGHUP)
+	d.WaitLog(t, "nts certificate reloaded", 10*time.Second)
+	chrony("nts", pki2.CAFile)
+
+	// A broken certificate is refused and the one in force keeps serving.
+	if err := os.WriteFile(pki.CertFile, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.Signal(t, syscall.SIGHUP)
+	d.WaitLog(t, `msg="config reload refused" reason="nts certificate`, 10*time.Second)
+	chrony("nts", pki2.CAFile)
 	d.Stop(t)
 }
 
