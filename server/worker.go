@@ -176,20 +176,24 @@ func (rw *responseWriter) stage(p *ntpwire.Packet, stampXmit bool) error {
 	if rw.replied {
 		return ErrReplied
 	}
-	w := rw.w
-	o := &w.out[w.nout]
+	o := &rw.w.out[rw.w.nout]
 	o.buf = p.AppendTo(o.buf[:0])
+	return rw.commit(o, stampXmit)
+}
+
+// commit queues the reply encoded in o, unless it is longer than the
+// request; either way the request counts as answered.
+func (rw *responseWriter) commit(o *outMsg, stampXmit bool) error {
+	rw.replied = true
 	if len(o.buf) > rw.m.n {
-		w.c.oversize.Add(1)
-		rw.replied = true // counted as oversize, not as a handler drop
+		rw.w.c.oversize.Add(1) // counted as oversize, not as a handler drop
 		return ErrReplyTooLong
 	}
 	o.dst = rw.m.src
 	o.src = rw.m.dst
 	o.ifindex = rw.m.ifindex
 	o.stampXmit = stampXmit
-	rw.replied = true
-	w.nout++
+	rw.w.nout++
 	return nil
 }
 
@@ -204,29 +208,23 @@ func (rw *responseWriter) ReplySealed(p ntpwire.Packet, seal func(pkt []byte) ([
 	if rw.replied {
 		return ErrReplied
 	}
-	w := rw.w
-	o := &w.out[w.nout]
-	p.XmitTime = ntpwire.TimeOf(w.s.src.Now())
+	o := &rw.w.out[rw.w.nout]
+	p.XmitTime = ntpwire.TimeOf(rw.w.s.src.Now())
 	out, err := seal(p.AppendTo(o.buf[:0]))
 	if err != nil {
 		return err
 	}
 	if len(out) > rw.m.n {
-		w.c.oversize.Add(1)
+		o.buf = o.buf[:0]
 		rw.replied = true
+		rw.w.c.oversize.Add(1)
 		return ErrReplyTooLong
 	}
 	// seal normally appends in place; copy when it did not (a no-op
-	// otherwise).
+	// otherwise). len(out) <= rw.m.n <= MaxPacket = cap(o.buf).
 	o.buf = o.buf[:len(out)]
 	copy(o.buf, out)
-	o.dst = rw.m.src
-	o.src = rw.m.dst
-	o.ifindex = rw.m.ifindex
-	o.stampXmit = false
-	rw.replied = true
-	w.nout++
-	return nil
+	return rw.commit(o, false)
 }
 
 // Kiss stages a kiss-o'-death answering the current request.
