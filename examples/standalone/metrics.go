@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"maps"
 	"math"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -142,6 +143,39 @@ func (d *daemon) writeMetrics(m *metricsWriter, now time.Time) {
 	for _, f := range d.metrics {
 		f(m)
 	}
+	writeRuntimeMetrics(m)
+}
+
+// writeRuntimeMetrics writes the Go runtime's and the process's health
+// (goroutines, heap, GC cycles, open file descriptors) under the names
+// the Prometheus Go client uses, so that a soak run or a dashboard sees a
+// leak as a trend.
+func writeRuntimeMetrics(m *metricsWriter) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	m.gauge("go_goroutines", "Number of goroutines that currently exist.", float64(runtime.NumGoroutine()))
+	m.gauge("go_memstats_heap_alloc_bytes", "Bytes of allocated heap objects.", float64(ms.HeapAlloc))
+	m.gauge("go_memstats_heap_inuse_bytes", "Bytes in in-use heap spans.", float64(ms.HeapInuse))
+	m.gauge("go_memstats_sys_bytes", "Bytes of memory obtained from the OS.", float64(ms.Sys))
+	m.counter("go_gc_cycles_total", "Completed GC cycles.", uint64(ms.NumGC))
+	if n, err := openFDs(); err == nil {
+		m.gauge("process_open_fds", "Number of open file descriptors.", float64(n))
+	}
+}
+
+// openFDs counts the process's open file descriptors from /proc/self/fd;
+// it fails where there is no /proc (the metric is then left out).
+func openFDs() (int, error) {
+	f, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return 0, err
+	}
+	return len(names) - 1, nil // less the descriptor reading the directory
 }
 
 type dropReason struct {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -277,6 +278,18 @@ func TestMetrics(t *testing.T) {
 	}
 	if !hasPrefixKey(e.samples, "ntpkit_build_info{") {
 		t.Error("no ntpkit_build_info")
+	}
+	runtimeSeries := []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_sys_bytes"}
+	if runtime.GOOS == "linux" {
+		runtimeSeries = append(runtimeSeries, "process_open_fds")
+	}
+	for _, series := range runtimeSeries {
+		if got, ok := e.samples[series]; !ok || got <= 0 {
+			t.Errorf("%s = %v (present %v), want > 0", series, got, ok)
+		}
+	}
+	if _, ok := e.samples["go_gc_cycles_total"]; !ok {
+		t.Error("no go_gc_cycles_total")
 	}
 
 	// promtool, when installed, is the reference parser; the end-to-end

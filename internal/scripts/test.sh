@@ -53,12 +53,12 @@ echo "== allocation tests without the race detector"
 go test -count=1 -run 'Alloc' ./...
 
 echo "== short fuzz runs"
-fuzz_time=${FUZZ_TIME:-10s}
+fuzz_time=${FUZZ_TIME:-20s}
 for pkg in $(go list ./...); do
 	dir=$(go list -f '{{.Dir}}' "$pkg")
 	for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
 		echo "-- $pkg $target ($fuzz_time)"
-		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzz_time" "$pkg" >/dev/null
+		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzz_time" -fuzzminimizetime 2s "$pkg" >/dev/null
 	done
 done
 echo "all checks passed"
