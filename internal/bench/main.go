@@ -225,7 +225,7 @@ func (b *bench) start(name string, port int, cpus string, argv ...string) (*serv
 }
 
 func (b *bench) startOurs(bin string, port, sockets int, cpus string) (*server, error) {
-	cfg := fmt.Sprintf(`{"listen":["127.0.0.1:%d"],"server":{"sockets":%d,"workers":1,"read_buffer":%d,"write_buffer":%d},"log_level":"warn"}`,
+	cfg := fmt.Sprintf(`{"listen":["127.0.0.1:%d"],"server":{"sockets":%d,"workers":1,"read_buffer":%d,"write_buffer":%d},"rate_limit":{"enabled":false},"api":{"listen":""},"log_level":"warn"}`,
 		port, sockets, b.o.readBuf, b.o.readBuf)
 	path := filepath.Join(b.dir, fmt.Sprintf("ntpkit-%d.json", sockets))
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
