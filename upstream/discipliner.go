@@ -33,9 +33,11 @@ var ErrRunning = errors.New("upstream: Run called twice")
 // implements clock.Clock, clock.Precisioner, clock.SystemMapper and the
 // Reference method of server.Source, so a server.Server can serve it.
 // Create it with New and start it with Run; until it has synchronised it
-// serves the base clock with leap alarm and stratum 16. Its methods are
-// safe for concurrent use; Now, FromSystem and Reference never lock and
-// never allocate.
+// serves the base clock with leap alarm and stratum 16. The served time
+// never goes backwards: backward steps and inserted leap seconds are
+// served as time held still (or smeared, with Options.LeapSmear). Its
+// methods are safe for concurrent use; Now, FromSystem and Reference never
+// lock and never allocate.
 type Discipliner struct {
 	o         Options
 	base      clock.Clock
@@ -58,6 +60,19 @@ type Discipliner struct {
 	steps    uint64
 	updates  uint64
 	rootDist time.Duration
+
+	everSynced bool   // synchronised at least once since start: MaxStep applies
+	refusing   bool   // the last update was refused by MaxStep
+	refused    uint64 // updates refused by MaxStep
+
+	leaps      uint64        // leap seconds carried out
+	lastLeap   int64         // Unix ns of the last leap, 0 if none
+	leapRaw    time.Duration // raw time of the last leap
+	leapRawSet bool
+
+	driftWritten  float64 // frequency last written to (or read from) the drift file
+	driftWriteAt  time.Duration
+	driftWriteSet bool
 }
 
 // entry is one configured server: a name or address and a port.
@@ -65,7 +80,14 @@ type entry struct {
 	name string // as configured
 	host string
 	port uint16
-	ip   netip.Addr // valid when host is an IP literal
+	ip   netip.Addr  // valid when host is an IP literal
+	auth *serverAuth // NTS or a symmetric key (auth.go); nil for none
+
+	// Guarded by the Discipliner's mutex: failed lookups of a name that
+	// has not yielded a source yet.
+	resolveFailures uint64
+	resolveErr      string
+	resolved        bool
 }
 
 // New returns a Discipliner for servers, each "host:port" or "host" (port
@@ -99,7 +121,10 @@ func New(servers []string, o Options) (*Discipliner, error) {
 	d.epoch = d.base.Now()
 	d.epochWall = d.epoch.UnixNano()
 	d.precision = clock.Precision(d.base)
+	d.loadDrift()
 	d.snap.Store(&snapshot{
+		epochWall: d.epochWall,
+		smear:     o.LeapSmear,
 		holdover:  o.Holdover,
 		precision: d.precision,
 		ref:       ntpwire.Reference{Leap: ntpwire.LeapAlarm, Stratum: ntpwire.MaxStratum, RefID: ntpwire.RefIDString("INIT")},
@@ -135,6 +160,9 @@ func (o *Options) setDefaults() error {
 	if o.MaxPerName == 0 {
 		o.MaxPerName = DefaultMaxPerName
 	}
+	if o.MaxStep == 0 {
+		o.MaxStep = DefaultMaxStep
+	}
 	if o.Resolver == nil {
 		o.Resolver = net.DefaultResolver
 	}
@@ -161,6 +189,10 @@ func (o *Options) setDefaults() error {
 		return fmt.Errorf("upstream: max distance %v is negative", o.MaxDistance)
 	case o.MaxPerName < 0:
 		return fmt.Errorf("upstream: max per name %d is negative", o.MaxPerName)
+	case o.LeapSmear != 0 && (o.LeapSmear < time.Second || o.LeapSmear > 48*time.Hour):
+		return fmt.Errorf("upstream: leap smear %v is outside 1s–48h", o.LeapSmear)
+	case o.MaxStep > 0 && o.MaxStep < o.StepThreshold:
+		return fmt.Errorf("upstream: max step %v is below the step threshold %v", o.MaxStep, o.StepThreshold)
 	}
 	return nil
 }
@@ -206,7 +238,7 @@ func (d *Discipliner) Run(ctx context.Context) error {
 		start(s)
 	}
 	for _, e := range d.entries {
-		if !e.ip.IsValid() {
+		if !e.ip.IsValid() && !e.nts() { // NTS names are resolved by NTS-KE
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -220,9 +252,11 @@ func (d *Discipliner) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			wg.Wait()
+			d.saveDrift(true)
 			return ctx.Err()
 		case <-tick.C:
 			d.housekeep()
+			d.saveDrift(false)
 		}
 	}
 }
@@ -240,6 +274,10 @@ func (d *Discipliner) resolveEntry(ctx context.Context, e *entry, start func(*so
 			d.pending--
 			first = false
 		}
+		if err != nil {
+			e.resolveFailures++
+			e.resolveErr = err.Error()
+		}
 		for _, a := range addrs {
 			if len(added) == d.o.MaxPerName {
 				break
@@ -247,6 +285,9 @@ func (d *Discipliner) resolveEntry(ctx context.Context, e *entry, start func(*so
 			if s := d.addSourceLocked(e, netip.AddrPortFrom(a, e.port)); s != nil {
 				added = append(added, s)
 			}
+		}
+		if len(added) > 0 {
+			e.resolved = true
 		}
 		d.mu.Unlock()
 		for _, s := range added {
@@ -349,6 +390,11 @@ func (d *Discipliner) Synchronized() bool { return d.Reference().Synchronized() 
 func (d *Discipliner) publishLocked(s snapshot) {
 	now := d.base.Now()
 	s.wallMono = time.Duration(now.UnixNano()-d.epochWall) - d.elapsed(now)
+	// Readers never see time go back: not after a backward step, nor
+	// when a new curve starts a little below the old one.
+	if old := d.snap.Load(); old != nil {
+		s.floor = max(s.floor, old.served(d.epochWall, d.elapsed(now)))
+	}
 	d.snap.Store(&s)
 }
 
@@ -357,8 +403,9 @@ func (d *Discipliner) publishLocked(s snapshot) {
 func (d *Discipliner) housekeep() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s := *d.snap.Load()
 	now := d.rawNow()
+	d.leapTickLocked(now)
+	s := *d.snap.Load()
 	if d.synced && now-s.updated > s.holdover {
 		d.synced = false
 		s.synced = false
@@ -379,6 +426,7 @@ type candidate struct {
 // updateLocked runs selection, clustering and combining at raw time now,
 // after a new sample, and updates the clock when a majority agrees.
 func (d *Discipliner) updateLocked(now time.Duration) {
+	d.leapTickLocked(now)
 	prec := ntpwire.LogToDuration(d.precision).Seconds()
 	var cands []candidate
 	eligible := d.pending
@@ -507,19 +555,39 @@ func (d *Discipliner) combine(now time.Duration, surv []candidate) fit {
 		return 0
 	})
 	f := regress(pts, d.freq)
+	if b := max(-maxFreq, min(maxFreq, f.freq)); b != f.freq {
+		// A slope beyond any real clock's (the sources jumped): refit
+		// the offset at the bounded slope rather than extrapolate the
+		// wild one, which could overshoot the samples by far.
+		f = fixedSlope(pts[len(pts)-max(f.used, 1):], b)
+	}
 	f.offset += yRef.Seconds()
-	f.freq = max(-maxFreq, min(maxFreq, f.freq))
 	return f
 }
 
 // apply moves the software clock towards the estimate f and publishes the
 // new reference data.
-func (d *Discipliner) apply(now time.Duration, f fit, peer *candidate, surv []candidate) {
+func (d *Discipliner) apply(at time.Duration, f fit, peer *candidate, surv []candidate) {
+	// The fit is for raw time at, the sample's; the reply may have been
+	// handled a little later. The new curve leaves from the old one now,
+	// not at, so readers see no jump.
+	now := max(d.rawNow(), at)
 	old := d.snap.Load()
-	target := f.offset * 1e9
+	target := (f.offset + f.freq*(now-at).Seconds()) * 1e9
 	first := !d.synced
-	next, stepped := old.retarget(now, target, f.freq, first, d.o.StepThreshold, d.o.MaxSlewRate, minSlew)
 	gap := target - old.corr(now)
+	if d.o.MaxStep > 0 && math.Abs(gap) > float64(d.o.MaxStep) {
+		if d.everSynced {
+			d.refuseLocked(gap, peer)
+			return
+		}
+		d.log.Warn("upstream: first synchronisation steps beyond max step", "by", time.Duration(gap), "max_step", d.o.MaxStep)
+	}
+	if d.refusing {
+		d.refusing = false
+		d.log.Info("upstream: sources agree with the clock again", "offset", time.Duration(gap))
+	}
+	next, stepped := old.retarget(now, target, f.freq, first, d.o.StepThreshold, d.o.MaxSlewRate, minSlew)
 	if stepped {
 		if gap < 0 {
 			next.floor = max(next.floor, old.served(d.epochWall, now))
@@ -549,12 +617,13 @@ func (d *Discipliner) apply(now time.Duration, f fit, peer *candidate, surv []ca
 	} else if 2*del > len(surv) {
 		leap = ntpwire.LeapDelete
 	}
+	d.scheduleLeapLocked(&next, now, leap)
 	stratum := min(p.stratum+1, ntpwire.MaxStratum)
 	rootDelay := p.rootDelay + peer.out.best.delay
 	j := peer.out.jitter.Seconds()
 	rootDisp := p.rootDisp.Seconds() + peer.out.disp.Seconds() + math.Sqrt(j*j+f.rms*f.rms) + math.Abs(gap)/1e9
 	next.ref = ntpwire.Reference{
-		Leap:      leap,
+		Leap:      ntpwire.LeapNone, // the snapshot announces a scheduled leap
 		Stratum:   stratum,
 		Precision: d.precision,
 		RefID:     ntpwire.RefIDFromAddr(p.addr.Addr()),
@@ -571,8 +640,28 @@ func (d *Discipliner) apply(now time.Duration, f fit, peer *candidate, surv []ca
 		d.log.Debug("upstream: new system peer", "peer", p.addr.String(), "stratum", stratum)
 	}
 	d.synced = next.synced
+	d.everSynced = d.everSynced || next.synced
 	d.sysPeer = p
 	d.publishLocked(next)
+}
+
+// refuseLocked handles an update beyond MaxStep after the first
+// synchronisation: the clock keeps running on its own (as in a holdover)
+// but says it is unsynchronised, so clients stop trusting it, until the
+// sources agree with it again.
+func (d *Discipliner) refuseLocked(gap float64, peer *candidate) {
+	d.refused++
+	if !d.refusing {
+		d.refusing = true
+		d.log.Error("upstream: refusing to step beyond max step; serving unsynchronised", "by", time.Duration(gap), "max_step", d.o.MaxStep, "peer", peer.s.addr.String())
+	}
+	d.offset = gap
+	if d.synced {
+		d.synced = false
+		next := *d.snap.Load()
+		next.synced = false
+		d.publishLocked(next)
+	}
 }
 
 // Status returns the state of the Discipliner and its sources.
@@ -594,6 +683,21 @@ func (d *Discipliner) Status() Status {
 		RootDispersion: ref.RootDispersion.Duration(),
 		Steps:          d.steps,
 		Updates:        d.updates,
+		RefusedSteps:   d.refused,
+		Leaps:          d.leaps,
+	}
+	if snap.leapDir != 0 && !snap.leapDone {
+		st.LeapSecond = "insert"
+		if snap.leapDir < 0 {
+			st.LeapSecond = "delete"
+		}
+		st.LeapTime = time.Unix(0, snap.leapAt).UTC()
+		st.LeapSmear = snap.smear
+	}
+	for _, e := range d.entries {
+		if !e.ip.IsValid() && !e.resolved && e.resolveFailures > 0 {
+			st.Unresolved = append(st.Unresolved, NameStatus{Name: e.name, Failures: e.resolveFailures, LastError: e.resolveErr})
+		}
 	}
 	st.RootDistance = st.RootDelay/2 + st.RootDispersion
 	if d.updates > 0 {

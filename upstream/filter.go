@@ -43,6 +43,21 @@ func (f *filter) add(s sample) {
 
 func (f *filter) reset() { f.hist = f.hist[:0] }
 
+// shift adds by to the offsets of the samples taken before raw time
+// before (a leap second: the source's timescale moved).
+func (f *filter) shift(before, by time.Duration) {
+	for i := range f.hist {
+		if f.hist[i].at < before {
+			f.hist[i].offset += by
+		}
+	}
+}
+
+// drop removes the samples taken between raw times from and to.
+func (f *filter) drop(from, to time.Duration) {
+	f.hist = slices.DeleteFunc(f.hist, func(s sample) bool { return s.at >= from && s.at <= to })
+}
+
 // filterOutput is what the clock filter says about a source at a moment.
 type filterOutput struct {
 	ok       bool
@@ -225,13 +240,14 @@ const freqPrior = 100e-6
 // pulling b towards prior. Like chrony, it tests the residuals' signs for
 // runs: too few runs mean the points no longer lie on one line (the
 // frequency wandered), and the oldest quarter is dropped until they do or
-// only minPoints remain.
+// only minPoints remain. A slope beyond maxFreq (the sources jumped) is
+// treated the same way.
 func regress(pts []point, prior float64) fit {
 	const minPoints = 6
 	for start := 0; ; {
 		use := pts[start:]
 		f := fitLine(use, prior)
-		if len(use) <= minPoints || runsOK(use, f) {
+		if len(use) <= minPoints || runsOK(use, f) && math.Abs(f.freq) <= maxFreq {
 			return f
 		}
 		start += max(1, len(use)/4)
@@ -239,6 +255,29 @@ func regress(pts []point, prior float64) fit {
 			start = len(pts) - minPoints
 		}
 	}
+}
+
+// fixedSlope fits offset(x) = a + b·x through pts with b given: a is
+// the weighted mean of y - b·x, which stays within the range of the
+// points.
+func fixedSlope(pts []point, b float64) fit {
+	var sw, sy float64
+	for _, p := range pts {
+		sw += p.w
+		sy += p.w * (p.y - b*p.x)
+	}
+	f := fit{freq: b, used: len(pts)}
+	if sw == 0 {
+		return f
+	}
+	f.offset = sy / sw
+	var r float64
+	for _, p := range pts {
+		d := p.y - f.offset - b*p.x
+		r += p.w * d * d
+	}
+	f.rms = math.Sqrt(r / sw)
+	return f
 }
 
 // fitLine is one weighted least-squares fit with the frequency prior.

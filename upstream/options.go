@@ -22,6 +22,9 @@ const (
 	// DefaultMaxPerName is how many addresses of one name (a pool) are
 	// used as sources, like chrony's pool maxsources.
 	DefaultMaxPerName = 4
+	// DefaultMaxStep is the largest step taken after the first
+	// synchronisation (ntpd's panic threshold, 1000 s).
+	DefaultMaxStep = 1000 * time.Second
 )
 
 // Resolver looks up the addresses of a host name. *net.Resolver
@@ -74,6 +77,29 @@ type Options struct {
 	// MaxPerName is how many addresses of a name that resolves to several
 	// become sources. Zero means DefaultMaxPerName.
 	MaxPerName int
+	// MaxStep is the largest step the Discipliner takes once it has been
+	// synchronised (like ntpd's panic threshold and chrony's maxchange):
+	// an update that would move the served clock further is refused, the
+	// refusal is logged as an error and counted, and the server reports
+	// itself unsynchronised until its sources agree with it again. The
+	// first synchronisation after start may step any amount, as the base
+	// clock may be wrong at boot. Zero means DefaultMaxStep; negative
+	// means no limit.
+	MaxStep time.Duration
+	// LeapSmear, when positive, smears a leap second linearly over a
+	// window of this length centred on the leap (Google smears over 24 h,
+	// noon to noon) instead of freezing the served time for a second.
+	// A smearing server never announces the leap (its replies carry leap
+	// indicator 0) and serves time up to half a second away from UTC
+	// within the window, so clients must not mix it with unsmeared
+	// servers. At least a second.
+	LeapSmear time.Duration
+	// DriftFile, when set, is where the frequency estimate is kept across
+	// restarts (like chrony's driftfile): read at New, written atomically
+	// every hour while synchronised, sooner when it moves by over 1 ppm,
+	// and when Run returns. A missing or unreadable file is logged and the
+	// estimate starts at zero.
+	DriftFile string
 	// Resolver resolves host names. Nil means net.DefaultResolver.
 	Resolver Resolver
 	// Dial opens the UDP connection to a source. Nil means

@@ -29,6 +29,18 @@ type snapshot struct {
 	ref       ntpwire.Reference
 	rootDisp  float64 // seconds, at updated; grows at phi after it
 	precision int8
+
+	// A scheduled leap second (leap.go). leapAt is the Unix time, in
+	// nanoseconds on the timescale without this leap, of the midnight
+	// that ends the leap's day; leapDir is +1 to insert a second, -1 to
+	// delete one, 0 when none is scheduled; leapDone says the correction
+	// curve already includes the leap (readers still see its freeze or
+	// smear until it ends).
+	epochWall int64
+	leapAt    int64
+	leapDir   int8
+	leapDone  bool
+	smear     time.Duration
 }
 
 // corr returns the correction at raw time e, in nanoseconds.
@@ -40,15 +52,20 @@ func (s *snapshot) corr(e time.Duration) float64 {
 }
 
 // served returns the software clock's reading at raw time e, as Unix
-// nanoseconds, never below the floor.
+// nanoseconds, never below the floor, with a scheduled leap second's
+// freeze or smear applied.
 func (s *snapshot) served(epochWall int64, e time.Duration) int64 {
 	t := epochWall + int64(e) + int64(s.corr(e))
+	if s.leapDir != 0 {
+		t = s.leapView(t)
+	}
 	return max(t, s.floor)
 }
 
 // reference returns the reference data at raw time e: with the root
-// dispersion grown since the last update, or unsynchronised (leap alarm,
-// stratum 16) before the first update and after the holdover.
+// dispersion grown since the last update and the leap warning, or
+// unsynchronised (leap alarm, stratum 16) before the first update and
+// after the holdover.
 func (s *snapshot) reference(e time.Duration) ntpwire.Reference {
 	r := s.ref
 	r.Precision = s.precision
@@ -59,6 +76,7 @@ func (s *snapshot) reference(e time.Duration) ntpwire.Reference {
 		return r
 	}
 	r.RootDispersion = ntpwire.ShortOf(seconds(s.rootDisp + phi*max(age, 0).Seconds()))
+	r.Leap = s.announce(e)
 	return r
 }
 

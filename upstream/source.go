@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/ntpkit/ntpkit/clock"
+	"github.com/ntpkit/ntpkit/internal/ntske"
 	"github.com/ntpkit/ntpkit/ntpwire"
+	"github.com/ntpkit/ntpkit/server/symkey"
 )
 
 // source is one upstream address being polled. Its fields are guarded by
@@ -41,6 +43,10 @@ type source struct {
 	precision int8
 	rootDelay time.Duration
 	rootDisp  time.Duration
+
+	// Owned by the source's goroutine (runSource), not the mutex.
+	sess   *ntske.Session // NTS session; nil before the first NTS-KE
+	keRuns int            // NTS-KE sessions since the last authenticated reply
 }
 
 // ibursts is the number of quick queries at start and after a source
@@ -56,6 +62,8 @@ const (
 	outRejected // a matching reply that was not usable
 	outRate
 	outDeny
+	outReKE     // NTS: a NAK, or no cookies left; run NTS-KE again
+	outKEFailed // NTS: the NTS-KE session failed
 )
 
 // runSource polls s until ctx ends or s is retired, re-dialing when s's
@@ -66,6 +74,9 @@ func (d *Discipliner) runSource(ctx context.Context, s *source) {
 		burst = 0
 	}
 	for ctx.Err() == nil {
+		if s.e.nts() && (s.sess == nil || len(s.sess.Cookies) == 0) && !d.keyExchange(ctx, s) {
+			continue
+		}
 		d.mu.Lock()
 		addr := s.addr
 		d.mu.Unlock()
@@ -108,9 +119,10 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // pollLoop queries s over conn on its poll schedule. It returns true when
-// s got a new address and must be re-dialed, false when done.
+// s got a new address or (NTS) needs a new session, and must be
+// re-dialed; false when done.
 func (d *Discipliner) pollLoop(ctx context.Context, s *source, conn net.Conn, burst int, stamps bool) bool {
-	q := &querier{conn: conn, buf: make([]byte, 1024), stamps: stamps}
+	q := &querier{conn: conn, buf: make([]byte, 2048), stamps: stamps}
 	if stamps {
 		q.oob = make([]byte, oobLen)
 	}
@@ -161,7 +173,10 @@ type querier struct {
 	stamps   bool // conn delivers kernel receive timestamps
 }
 
-// query sends one request and waits for the reply that echoes it.
+// query sends one request and waits for the reply that echoes it. For
+// an authenticated source the request carries NTS fields or a MAC, and
+// only a reply that authenticates is judged; others are counted and
+// ignored, as a forger's would be.
 func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout time.Duration) (outcome, ntpwire.Packet, sample) {
 	conn, buf := q.conn, q.buf
 	var xmit [8]byte
@@ -182,7 +197,24 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 		Precision: d.precision,
 		XmitTime:  ntpwire.Time(binary.BigEndian.Uint64(xmit[:])),
 	}
-	out := req.AppendTo(buf[:0])
+	var (
+		out     []byte
+		pending *ntske.Pending
+		key     = s.e.key()
+	)
+	switch {
+	case s.sess != nil:
+		var err error
+		if out, pending, err = s.sess.AppendRequest(buf[:0], &req); err != nil {
+			// No cookies left (or a broken session): start over.
+			d.log.Debug("upstream: NTS request", "addr", s.addr.String(), "err", err)
+			return outReKE, ntpwire.Packet{}, sample{}
+		}
+	case key != nil:
+		out = key.AppendMAC(req.AppendTo(buf[:0]))
+	default:
+		out = req.AppendTo(buf[:0])
+	}
 	deadline := time.Now().Add(timeout)
 	conn.SetDeadline(deadline)
 	t1 := d.rawNow()
@@ -220,6 +252,27 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 		if p.OrigTime != req.XmitTime {
 			d.count(s, func(r *Rejects) { r.BadOrigin++ })
 			continue
+		}
+		switch {
+		case pending != nil:
+			err := pending.Verify(buf[:n])
+			if errors.Is(err, ntske.ErrNAK) {
+				// The server no longer opens our cookies.
+				d.count(s, func(r *Rejects) { r.NTSNAK++ })
+				d.log.Info("upstream: NTS NAK, renewing the session", "addr", s.addr.String())
+				return outReKE, p, sample{}
+			}
+			if err != nil {
+				d.count(s, func(r *Rejects) { r.Auth++ })
+				d.log.Debug("upstream: unauthenticated reply ignored", "addr", s.addr.String(), "err", err)
+				continue
+			}
+		case key != nil:
+			if !macValid(key, buf[:n]) {
+				d.count(s, func(r *Rejects) { r.Auth++ })
+				d.log.Debug("upstream: reply without a valid MAC ignored", "addr", s.addr.String(), "key", key.ID, "crypto_nak", symkey.IsCryptoNAK(buf[:n]))
+				continue
+			}
 		}
 		return d.judge(s, &p, t1, t4)
 	}
@@ -273,6 +326,7 @@ func (d *Discipliner) judge(s *source, p *ntpwire.Packet, t1, t4 time.Duration) 
 func (d *Discipliner) handleLocked(ctx context.Context, s *source, out outcome, p ntpwire.Packet, smp sample) (stop, redial bool) {
 	switch out {
 	case outSample:
+		s.keRuns = 0
 		s.reach |= 1
 		s.samples++
 		s.streak++
@@ -304,6 +358,11 @@ func (d *Discipliner) handleLocked(ctx context.Context, s *source, out outcome, 
 		s.retired, s.state = true, StateKoD
 		d.log.Warn("upstream: kiss-o'-death, source retired", "addr", s.addr.String(), "code", p.RefID.String())
 		return true, false
+	case outReKE:
+		s.streak = 0
+		return false, true
+	case outKEFailed:
+		s.rej.KEFailed++
 	case outTimeout:
 		s.rej.Timeout++
 	}
@@ -316,7 +375,7 @@ func (d *Discipliner) handleLocked(ctx context.Context, s *source, out outcome, 
 			d.log.Warn("upstream: source unreachable", "addr", s.addr.String())
 		}
 		s.state = StateUnreachable
-		if !s.e.ip.IsValid() && s.polls%8 == 0 {
+		if !s.e.ip.IsValid() && !s.e.nts() && s.polls%8 == 0 {
 			return false, d.reresolveLocked(ctx, s)
 		}
 	}

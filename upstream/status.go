@@ -57,6 +57,9 @@ type Rejects struct {
 	KissRstr    uint64 `json:"kiss_rstr"`    // KoD RSTR: source retired
 	KissOther   uint64 `json:"kiss_other"`   // another kiss code
 	Timeout     uint64 `json:"timeout"`      // no valid reply in time
+	Auth        uint64 `json:"auth"`         // NTS or MAC source: reply not authenticated (no or bad MAC, crypto-NAK, bad NTS authenticator)
+	NTSNAK      uint64 `json:"nts_nak"`      // NTS NAK: cookies refused, NTS-KE run again
+	KEFailed    uint64 `json:"ke_failed"`    // NTS-KE sessions that failed
 }
 
 func (r *Rejects) add(o Rejects) {
@@ -72,6 +75,9 @@ func (r *Rejects) add(o Rejects) {
 	r.KissRstr += o.KissRstr
 	r.KissOther += o.KissOther
 	r.Timeout += o.Timeout
+	r.Auth += o.Auth
+	r.NTSNAK += o.NTSNAK
+	r.KEFailed += o.KEFailed
 }
 
 // SourceStatus describes one upstream source.
@@ -125,8 +131,29 @@ type Status struct {
 	// Steps counts clock steps, Updates clock updates.
 	Steps   uint64 `json:"steps"`
 	Updates uint64 `json:"updates"`
+	// RefusedSteps counts updates refused because they would have moved
+	// the clock beyond Options.MaxStep.
+	RefusedSteps uint64 `json:"refused_steps"`
+	// LeapSecond is "insert" or "delete" while a leap second is
+	// scheduled, at LeapTime (the midnight UTC that ends its day), smeared
+	// over LeapSmear when that is not zero. Leaps counts leap seconds
+	// carried out.
+	LeapSecond string        `json:"leap_second,omitempty"`
+	LeapTime   time.Time     `json:"leap_time,omitzero"`
+	LeapSmear  time.Duration `json:"leap_smear,omitempty"`
+	Leaps      uint64        `json:"leaps"`
+	// Unresolved lists configured names that have not yet resolved to a
+	// usable address.
+	Unresolved []NameStatus `json:"unresolved,omitempty"`
 	// Sources lists the sources in the order they were added.
 	Sources []SourceStatus `json:"sources"`
 	// Rejects sums the sources' counters.
 	Rejects Rejects `json:"rejects"`
+}
+
+// NameStatus describes a configured name whose lookups failed.
+type NameStatus struct {
+	Name      string `json:"name"`
+	Failures  uint64 `json:"failures"`
+	LastError string `json:"last_error"`
 }

@@ -1,15 +1,21 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/ntpkit/ntpkit/clock"
 	"github.com/ntpkit/ntpkit/server"
+	"github.com/ntpkit/ntpkit/server/symkey"
 	"github.com/ntpkit/ntpkit/upstream"
 )
 
@@ -21,6 +27,12 @@ type UpstreamConfig struct {
 	// Servers are "host:port" or "host" (port 123); a name resolving to
 	// several addresses (a pool) gives several sources.
 	Servers []string `json:"servers"`
+	// Sources are servers with authentication (NTS or a symmetric key);
+	// see SourceConfig. They are used together with Servers.
+	Sources []SourceConfig `json:"sources"`
+	// NTSTrustedCerts names a PEM file of CA certificates trusted for
+	// NTS-KE besides the system roots (empty: the system roots only).
+	NTSTrustedCerts string `json:"nts_trusted_certs"`
 	// MinPoll and MaxPoll bound the poll interval (Go durations; empty:
 	// 64s and 1024s).
 	MinPoll string `json:"min_poll"`
@@ -34,6 +46,31 @@ type UpstreamConfig struct {
 	// MinSources is how many sources must agree to update the clock
 	// (0: 1; a majority of the usable sources is always required).
 	MinSources int `json:"min_sources"`
+	// DriftFile keeps the frequency estimate across restarts (empty:
+	// none; with the systemd unit, /var/lib/ntpkit/drift).
+	DriftFile string `json:"drift_file"`
+	// LeapSmear smears leap seconds over a window of this length centred
+	// on the leap (empty: no smear, the leap second is a frozen second).
+	LeapSmear string `json:"leap_smear"`
+	// MaxStep is the largest step taken once synchronised; beyond it the
+	// daemon serves unsynchronised (empty: 1000s; "none": no limit).
+	MaxStep string `json:"max_step"`
+}
+
+// SourceConfig is an authenticated upstream server:
+//
+//	{"address": "time.cloudflare.com", "nts": true}
+//	{"address": "10.0.0.1:123", "key": 5}
+type SourceConfig struct {
+	// Address is the NTP server, "host:port" or "host" (port 123); with
+	// NTS, the NTS-KE server (port 4460), which names the NTP server. An
+	// NTS name is one source, never a pool.
+	Address string `json:"address"`
+	// NTS authenticates the server with Network Time Security.
+	NTS bool `json:"nts"`
+	// Key is the ID of a symmetric key in the daemon's keys_file
+	// authenticating requests and replies (0: none). Not with nts.
+	Key uint32 `json:"key"`
 }
 
 // options validates c and converts it to upstream.Options. Errors name
@@ -45,6 +82,15 @@ func (c UpstreamConfig) options() (upstream.Options, error) {
 			return o, fieldErr(fmt.Sprintf("upstream.servers[%d]", i), "%q: %v", s, err)
 		}
 	}
+	for i, s := range c.Sources {
+		field := fmt.Sprintf("upstream.sources[%d]", i)
+		if err := validateUpstreamServer(s.Address); err != nil {
+			return o, fieldErr(field+".address", "%q: %v", s.Address, err)
+		}
+		if s.NTS && s.Key != 0 {
+			return o, fieldErr(field, "nts and key cannot be combined")
+		}
+	}
 	for _, f := range []struct {
 		name string
 		s    string
@@ -54,7 +100,13 @@ func (c UpstreamConfig) options() (upstream.Options, error) {
 		{"upstream.max_poll", c.MaxPoll, &o.MaxPoll},
 		{"upstream.step_threshold", c.StepThreshold, &o.StepThreshold},
 		{"upstream.holdover", c.Holdover, &o.Holdover},
+		{"upstream.leap_smear", c.LeapSmear, &o.LeapSmear},
+		{"upstream.max_step", c.MaxStep, &o.MaxStep},
 	} {
+		if f.name == "upstream.max_step" && f.s == "none" {
+			o.MaxStep = -1
+			continue
+		}
 		if f.s == "" {
 			continue
 		}
@@ -77,10 +129,22 @@ func (c UpstreamConfig) options() (upstream.Options, error) {
 	if maxPoll > 36*time.Hour {
 		return o, fieldErr("upstream.max_poll", "%v is over 36h", maxPoll)
 	}
-	if c.MinSources < 0 || c.MinSources > len(c.Servers)*upstream.DefaultMaxPerName {
-		return o, fieldErr("upstream.min_sources", "%d is outside 0–%d", c.MinSources, len(c.Servers)*upstream.DefaultMaxPerName)
+	if n := (len(c.Servers) + len(c.Sources)) * upstream.DefaultMaxPerName; c.MinSources < 0 || c.MinSources > n {
+		return o, fieldErr("upstream.min_sources", "%d is outside 0–%d", c.MinSources, n)
 	}
 	o.MinSources = c.MinSources
+	if o.LeapSmear != 0 && (o.LeapSmear < time.Second || o.LeapSmear > 48*time.Hour) {
+		return o, fieldErr("upstream.leap_smear", "%v is outside 1s–48h", o.LeapSmear)
+	}
+	if step := cmp.Or(o.StepThreshold, upstream.DefaultStepThreshold); o.MaxStep > 0 && o.MaxStep < step {
+		return o, fieldErr("upstream.max_step", "%v is below the step threshold %v", o.MaxStep, step)
+	}
+	if c.DriftFile != "" {
+		if dir := filepath.Dir(c.DriftFile); !filepath.IsAbs(c.DriftFile) || dir == "/" {
+			return o, fieldErr("upstream.drift_file", "%q is not an absolute path to a file in a directory", c.DriftFile)
+		}
+		o.DriftFile = c.DriftFile
+	}
 	return o, nil
 }
 
@@ -107,7 +171,7 @@ func validateUpstreamServer(s string) error {
 // newSource returns what the daemon serves: with upstream servers, a
 // Discipliner running until ctx ends; without, the local clock.
 func newSource(ctx context.Context, cfg Config, logger *slog.Logger) (server.Source, *upstream.Discipliner, error) {
-	if len(cfg.Upstream.Servers) == 0 {
+	if len(cfg.Upstream.Servers) == 0 && len(cfg.Upstream.Sources) == 0 {
 		src := server.NewLocalSource(clock.System{}, uint8(cfg.Local.Stratum))
 		src.RefID, _ = parseRefID(cfg.Local.RefID)
 		return src, nil, nil
@@ -117,13 +181,76 @@ func newSource(ctx context.Context, cfg Config, logger *slog.Logger) (server.Sou
 		return nil, nil, err
 	}
 	o.Logger = logger
-	d, err := upstream.New(cfg.Upstream.Servers, o)
+	servers, err := cfg.Upstream.servers(cfg.KeysFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := upstream.NewWithServers(servers, o)
 	if err != nil {
 		return nil, nil, fmt.Errorf("upstream: %w", err)
 	}
 	go d.Run(ctx)
-	logger.Info("upstream", "servers", cfg.Upstream.Servers)
+	logger.Info("upstream", "servers", cfg.Upstream.Servers, "sources", len(cfg.Upstream.Sources))
 	return d, d, nil
+}
+
+// servers returns the configured servers with their authentication:
+// keys from keysFile (the daemon's keys_file) and NTS-KE trusting the
+// system roots plus nts_trusted_certs. Errors name the field.
+func (c UpstreamConfig) servers(keysFile string) ([]upstream.Server, error) {
+	var out []upstream.Server
+	for _, s := range c.Servers {
+		out = append(out, upstream.Server{Address: s})
+	}
+	var keys *symkey.Keys
+	var roots *x509.CertPool
+	for i, s := range c.Sources {
+		field := fmt.Sprintf("upstream.sources[%d]", i)
+		srv := upstream.Server{Address: s.Address, NTS: s.NTS}
+		if s.Key != 0 {
+			if keysFile == "" {
+				return nil, fieldErr(field+".key", "key %d needs a keys_file", s.Key)
+			}
+			if keys == nil {
+				var err error
+				if keys, err = symkey.LoadFile(keysFile); err != nil {
+					return nil, fieldErr("keys_file", "%v", err)
+				}
+			}
+			k, ok := keys.Lookup(s.Key)
+			if !ok {
+				return nil, fieldErr(field+".key", "key %d is not in %s", s.Key, keysFile)
+			}
+			srv.Key = k
+		}
+		if s.NTS && c.NTSTrustedCerts != "" {
+			if roots == nil {
+				var err error
+				if roots, err = loadRoots(c.NTSTrustedCerts); err != nil {
+					return nil, fieldErr("upstream.nts_trusted_certs", "%v", err)
+				}
+			}
+			srv.TLSConfig = &tls.Config{RootCAs: roots}
+		}
+		out = append(out, srv)
+	}
+	return out, nil
+}
+
+// loadRoots returns the system roots plus the certificates in a PEM file.
+func loadRoots(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s: no PEM certificate", file)
+	}
+	return pool, nil
 }
 
 // sourceAttrs describes the served source for the "serving" log line.

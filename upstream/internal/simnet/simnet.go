@@ -52,6 +52,11 @@ type Peer struct {
 	// Handler, when set, replaces the normal reply: it gets the request
 	// and the peer's source (for kiss-o'-death or spoofing tests).
 	Handler func(w server.ResponseWriter, r *server.Request, src server.Source)
+	// Mangle, when set, rewrites every reply just before it is sent,
+	// transmit timestamp included: a misbehaving server (wrong origin,
+	// zero timestamps, bad stratum or leap, huge dispersion, ...). It
+	// applies to replies of Handler too, not to kisses.
+	Mangle func(p *ntpwire.Packet)
 }
 
 // Server is a running simulated peer.
@@ -146,6 +151,9 @@ func serve(ctx context.Context, pc net.PacketConn, truth Truth, p Peer, seed uin
 		}
 		if p.Delay > 0 {
 			time.Sleep(p.Delay)
+		}
+		if p.Mangle != nil {
+			w = mangler{w, p.Mangle}
 		}
 		if p.Handler != nil {
 			p.Handler(w, r, clk)
@@ -266,4 +274,43 @@ func (p *Probe) Percentile(warmup time.Duration, q float64) time.Duration {
 	}
 	sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
 	return v[int(q*float64(len(v)-1))]
+}
+
+// mangler is a ResponseWriter that rewrites replies once they are
+// stamped: the writer sets the transmit timestamp of Reply itself, so the
+// rewrite happens in ReplySealed's seal step, on the encoded header.
+type mangler struct {
+	server.ResponseWriter
+	f func(p *ntpwire.Packet)
+}
+
+func (m mangler) Reply(p ntpwire.Packet) error {
+	return m.ReplySealed(p, nil)
+}
+
+func (m mangler) ReplySealed(p ntpwire.Packet, seal func([]byte) ([]byte, error)) error {
+	return m.ResponseWriter.ReplySealed(p, func(b []byte) ([]byte, error) {
+		var q ntpwire.Packet
+		if err := q.Decode(b[:ntpwire.HeaderLen]); err != nil {
+			return nil, err
+		}
+		m.f(&q)
+		b = q.AppendTo(b[:0])
+		if seal != nil {
+			return seal(b)
+		}
+		return b, nil
+	})
+}
+
+// Flip returns a Mangle function that moves every other reply's receive
+// and transmit timestamps by by: a server flipping between two times.
+func Flip(by time.Duration) func(p *ntpwire.Packet) {
+	var n atomic.Int64
+	return func(p *ntpwire.Packet) {
+		if n.Add(1)%2 == 0 {
+			p.RecvTime = p.RecvTime.Add(by)
+			p.XmitTime = p.XmitTime.Add(by)
+		}
+	}
 }
