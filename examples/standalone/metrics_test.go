@@ -315,6 +315,7 @@ func hasPrefixKey(m map[string]float64, prefix string) bool {
 func TestUpstreamMetrics(t *testing.T) {
 	st := upstream.Status{
 		Synchronized: true, Offset: 1500 * time.Microsecond, Frequency: -12.5, Updates: 9, Steps: 1,
+		RefusedSteps: 2, LeapSecond: "insert", Leaps: 3,
 		LastUpdate: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC),
 		Sources: []upstream.SourceStatus{
 			{Name: "192.0.2.1:123", State: upstream.StateSelected, Reach: 0xff, Stratum: 1, Samples: 8, Delay: 20 * time.Millisecond},
@@ -332,6 +333,10 @@ func TestUpstreamMetrics(t *testing.T) {
 		"ntpkit_upstream_offset_seconds":                                                   0.0015,
 		"ntpkit_upstream_frequency_ppm":                                                    -12.5,
 		"ntpkit_upstream_updates_total":                                                    9,
+		"ntpkit_upstream_refused_steps_total":                                              2,
+		"ntpkit_upstream_leap_seconds_total":                                               3,
+		`ntpkit_upstream_leap_scheduled{kind="insert"}`:                                    1,
+		`ntpkit_upstream_leap_scheduled{kind="delete"}`:                                    0,
 		`ntpkit_upstream_source_state{source="192.0.2.1:123",state="selected"}`:            1,
 		`ntpkit_upstream_source_state{source="192.0.2.1:123",state="init"}`:                0,
 		`ntpkit_upstream_source_state{source="odd\"name\\",state="unreachable"}`:           1,
