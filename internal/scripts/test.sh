@@ -46,9 +46,6 @@ fi
 echo "== go vet"
 go vet ./...
 
-echo "== go test -race (unit, interop, end-to-end)"
-go test -race -count=1 -timeout 20m ./...
-
 echo "== allocation tests without the race detector"
 go test -count=1 -run 'Alloc' ./...
 
@@ -61,4 +58,23 @@ for pkg in $(go list ./...); do
 		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzz_time" -fuzzminimizetime 2s "$pkg" >/dev/null
 	done
 done
-echo "all checks passed"
+
+echo "== go test -race (unit, interop, end-to-end)"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+go test -race -count=1 -timeout 20m -v ./... >"$log" 2>&1 || status=$?
+# Package results, and the details of any failure (the full -v log is long).
+grep -E '^(ok|FAIL|panic:)' "$log" || true
+if [ "$status" -ne 0 ]; then
+	grep -E -A40 '^\s*--- FAIL|^panic:' "$log" | head -400 || true
+fi
+passed=$(grep -cE '^\s*--- PASS' "$log" || true)
+failed=$(grep -cE '^\s*--- FAIL' "$log" || true)
+skipped=$(grep -cE '^\s*--- SKIP' "$log" || true)
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+	tail -50 "$log" # a build failure or panic: show what happened
+	failed=1
+fi
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+exit "$status"
