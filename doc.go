@@ -16,9 +16,14 @@
 //     and kiss-o'-death. server/servertest helps test handlers.
 //   - policy and ratelimit: the allow/deny rules and the bounded
 //     per-client rate-limit table the middleware is built on.
-//   - upstream: a Discipliner that polls upstream NTP servers and serves
-//     a disciplined software clock with the matching reference data,
-//     without touching the system clock.
+//   - server/nts, server/symkey, server/auth: authenticated time. An
+//     NTS-KE server and NTS middleware (RFC 8915) with rotating cookie
+//     keys, and symmetric-key MACs (RFC 5905, RFC 8573) from chrony-style
+//     key files.
+//   - upstream: a Discipliner that polls upstream NTP servers (plain, NTS
+//     or keyed), filters and selects them, and serves a disciplined
+//     software clock with the matching reference data and leap-second
+//     handling, without touching the system clock.
 //
 // A server in a few lines, serving the system clock as a stratum-10 local
 // clock:
@@ -26,5 +31,15 @@
 //	srv := &server.Server{}
 //	err := srv.ListenAndServe(ctx, "127.0.0.1:12300")
 //
-// examples/standalone is the daemon, examples/ntpquery a query tool.
+// The same server fed by upstream servers, with access control and rate
+// limiting in front of the responder:
+//
+//	d, _ := upstream.New([]string{"time.example.net:123"}, upstream.Options{})
+//	go d.Run(ctx)
+//	ac := server.NewAccessControl(server.AccessOptions{Addrs: acl, Kiss: true})
+//	rl := server.NewRateLimiter(server.RateLimitOptions{Table: table, Kiss: true})
+//	srv := &server.Server{Source: d, Handler: server.Chain(server.Responder(d), ac.Wrap, rl.Wrap)}
+//
+// examples/standalone is the daemon, examples/ntpquery a query tool and
+// examples/ntpload a load generator.
 package ntpkit
