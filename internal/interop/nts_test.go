@@ -60,16 +60,6 @@ func ntsServer(t *testing.T, pki *ntsketest.PKI) (int, *nts.Middleware, *nts.KES
 	return ln.Addr().(*net.TCPAddr).Port, mw, ke
 }
 
-// chronyArgs prepends "-u root" when running as root: chronyd would
-// otherwise drop to its own user, which cannot read the test's private
-// temporary files (certificates, key files).
-func chronyArgs(args ...string) []string {
-	if os.Geteuid() == 0 {
-		return append([]string{"-u", "root"}, args...)
-	}
-	return args
-}
-
 // TestChronydSyncsOverNTS has chronyd -Q run NTS-KE with our KE server,
 // trusting a test CA, and take time from our NTS-protected NTP replies.
 func TestChronydSyncsOverNTS(t *testing.T) {
@@ -244,28 +234,15 @@ func ntsQuery(t *testing.T, pki *ntsketest.PKI, keAddr, serverName string) {
 // TestNTSClientAgainstChronyd runs the ntske client against chronyd -x
 // serving NTS with the test certificate.
 func TestNTSClientAgainstChronyd(t *testing.T) {
-	chronyd := RequireTool(t, "chronyd")
 	pki := ntsketest.New(t)
 	dir := t.TempDir()
 	ntpPort, kePort := FreeUDPPort(t), freeTCPPort(t)
-	cmd := exec.Command(chronyd, chronyArgs("-x", "-d",
-		fmt.Sprintf("port %d", ntpPort),
+	log := StartChronydServer(t, ntpPort,
 		fmt.Sprintf("ntsport %d", kePort),
 		"ntsserverkey "+pki.KeyFile,
 		"ntsservercert "+pki.CertFile,
 		"ntsdumpdir "+dir,
-		"allow 127.0.0.1",
-		"bindaddress 127.0.0.1",
-		"local stratum 10",
-		"cmdport 0",
-		"pidfile "+filepath.Join(dir, "chronyd.pid"),
-	)...)
-	var log syncBuffer
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	)
 	// Wait for the KE port.
 	deadline := time.Now().Add(10 * time.Second)
 	for {

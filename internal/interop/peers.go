@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -94,4 +97,59 @@ func Ntpdig(ctx context.Context, t testing.TB, host string, extra ...string) (Nt
 		return res, string(out), fmt.Errorf("ntpdig gave no JSON result (err %v): %s", err, out)
 	}
 	return res, string(out), nil
+}
+
+// StartChronydServer runs chronyd -x (it never touches the system clock)
+// as a stratum-10 server of its local clock on 127.0.0.1:port, loopback
+// clients only, with a config of its own in a temporary directory plus
+// the extra directives (NTS or key file settings). It never reads
+// Debian's default configuration. It is stopped at cleanup, with its log
+// shown if the test failed; the log is returned.
+func StartChronydServer(t *testing.T, port int, extra ...string) *syncBuffer {
+	t.Helper()
+	chronyd := RequireTool(t, "chronyd")
+	dir := t.TempDir()
+	lines := append([]string{
+		fmt.Sprintf("port %d", port),
+		"bindaddress 127.0.0.1",
+		"allow 127.0.0.1",
+		"local stratum 10",
+		"cmdport 0",
+		"pidfile " + filepath.Join(dir, "chronyd.pid"),
+	}, extra...)
+	conf := filepath.Join(dir, "chrony.conf")
+	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(chronyd, chronyArgs("-x", "-d", "-f", conf)...)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("chronyd log:\n%s", out.String())
+		}
+	})
+	return out
+}
+
+// chronyArgs prepends "-u root" when running as root: chronyd would
+// otherwise drop to its own user, which cannot read the test's private
+// temporary files (certificates, key files).
+func chronyArgs(args ...string) []string {
+	if os.Geteuid() == 0 {
+		return append([]string{"-u", "root"}, args...)
+	}
+	return args
 }

@@ -7,11 +7,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,49 +18,6 @@ import (
 	"github.com/ntpkit/ntpkit/server/symkey"
 	"github.com/ntpkit/ntpkit/upstream"
 )
-
-// startChronydAuth runs chronyd -x (it never touches the system clock) as
-// a stratum-10 server of its local clock on 127.0.0.1:port, loopback
-// clients only, with a config of its own in a temporary directory plus
-// the extra lines (NTS or key file settings). It is stopped at cleanup
-// and its log shown if the test failed.
-func startChronydAuth(t *testing.T, port int, extra ...string) {
-	t.Helper()
-	chronyd := RequireTool(t, "chronyd")
-	dir := t.TempDir()
-	lines := append([]string{
-		fmt.Sprintf("port %d", port),
-		"bindaddress 127.0.0.1",
-		"allow 127.0.0.1",
-		"local stratum 10",
-		"cmdport 0",
-		"pidfile " + filepath.Join(dir, "chronyd.pid"),
-	}, extra...)
-	conf := filepath.Join(dir, "chrony.conf")
-	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(chronyd, chronyArgs("-x", "-d", "-f", conf)...)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("chronyd log:\n%s", out.String())
-		}
-	})
-}
 
 // runAuthDiscipliner runs a Discipliner for servers, polling every
 // 500 ms, until the test ends, logging to log unless it is nil.
@@ -112,7 +67,7 @@ func waitSynced(t *testing.T, d *upstream.Discipliner) {
 func TestDisciplinerSyncsToChronydOverNTS(t *testing.T) {
 	pki := ntsketest.New(t)
 	ntpPort, kePort := FreeUDPPort(t), freeTCPPort(t)
-	startChronydAuth(t, ntpPort,
+	StartChronydServer(t, ntpPort,
 		fmt.Sprintf("ntsport %d", kePort),
 		"ntsserverkey "+pki.KeyFile,
 		"ntsservercert "+pki.CertFile,
@@ -178,7 +133,7 @@ func TestDisciplinerSyncsToChronydWithKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := FreeUDPPort(t)
-	startChronydAuth(t, port, "keyfile "+keyFile)
+	StartChronydServer(t, port, "keyfile "+keyFile)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	waitNTP(t, addr)
 
@@ -238,13 +193,13 @@ func TestDaemonSyncsToChronydOverNTSAndKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	ntsNTP, kePort, macNTP := FreeUDPPort(t), freeTCPPort(t), FreeUDPPort(t)
-	startChronydAuth(t, ntsNTP,
+	StartChronydServer(t, ntsNTP,
 		fmt.Sprintf("ntsport %d", kePort),
 		"ntsserverkey "+pki.KeyFile,
 		"ntsservercert "+pki.CertFile,
 		"ntsdumpdir "+t.TempDir(),
 	)
-	startChronydAuth(t, macNTP, "keyfile "+keyFile)
+	StartChronydServer(t, macNTP, "keyfile "+keyFile)
 	waitTCP(t, fmt.Sprintf("127.0.0.1:%d", kePort))
 
 	port := FreeUDPPort(t)

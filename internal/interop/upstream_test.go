@@ -6,11 +6,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,42 +16,6 @@ import (
 	"github.com/ntpkit/ntpkit/server"
 	"github.com/ntpkit/ntpkit/upstream"
 )
-
-// startChronydServer runs chronyd as an NTP server on 127.0.0.1:port
-// with a config of its own in a temporary directory: -x, so it never
-// touches the system clock, serving its local clock at stratum 10 to
-// loopback clients only. It is stopped at cleanup.
-func startChronydServer(t *testing.T, port int) {
-	t.Helper()
-	chronyd := RequireTool(t, "chronyd")
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "chrony.conf")
-	cfg := fmt.Sprintf("port %d\nbindaddress 127.0.0.1\nallow 127.0.0.1\nlocal stratum 10\ncmdport 0\npidfile %s\n",
-		port, filepath.Join(dir, "chronyd.pid"))
-	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(chronyd, "-x", "-d", "-f", conf)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("chronyd log:\n%s", out.String())
-		}
-	})
-}
 
 // rawQuery sends one client request to addr and returns the reply.
 func rawQuery(addr string) (ntpwire.Packet, error) {
@@ -81,7 +43,7 @@ func rawQuery(addr string) (ntpwire.Packet, error) {
 // with chronyd's address as refid, and a server fed by it must say so.
 func TestDisciplinerSyncsToChronyd(t *testing.T) {
 	port := FreeUDPPort(t)
-	startChronydServer(t, port)
+	StartChronydServer(t, port)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	d, err := upstream.New([]string{fmt.Sprintf("127.0.0.1:%d", port)}, upstream.Options{
