@@ -120,17 +120,7 @@ func BenchmarkHandleBatchChain(b *testing.B) {
 	s := &Server{}
 	s.init()
 	s.handler = Chain(s.handler, passThrough, passThrough, passThrough, passThrough)
-	io := &memIO{src: netip.MustParseAddrPort("192.0.2.1:40000")}
-	for i := 0; i < DefaultBatch; i++ {
-		io.reqs = append(io.reqs, reqBytes())
-	}
-	w := s.newWorker(io, DefaultBatch)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i += DefaultBatch {
-		n, _ := w.io.read(w.in)
-		w.handleBatch(n)
-	}
+	benchHandleBatch(b, s)
 }
 
 // BenchmarkServeLoopback drives a served loopback socket with a window of

@@ -449,6 +449,12 @@ func TestReusePortSpreadsLoad(t *testing.T) {
 func BenchmarkHandleBatch(b *testing.B) {
 	s := &Server{}
 	s.init()
+	benchHandleBatch(b, s)
+}
+
+// benchHandleBatch measures s's request path without system calls: full
+// batches of client requests through a worker with in-memory I/O.
+func benchHandleBatch(b *testing.B, s *Server) {
 	io := &memIO{src: netip.MustParseAddrPort("192.0.2.1:40000")}
 	for i := 0; i < DefaultBatch; i++ {
 		io.reqs = append(io.reqs, reqBytes())
