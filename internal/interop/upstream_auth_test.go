@@ -170,7 +170,7 @@ func waitNTP(t *testing.T, addr string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		_, err := rawQuery(addr)
+		_, err := QueryNTP(addr, time.Second)
 		if err == nil {
 			return
 		}
@@ -217,7 +217,7 @@ func TestDaemonSyncsToChronydOverNTSAndKey(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		r, err := rawQuery(addr)
+		r, err := QueryNTP(addr, time.Second)
 		if err == nil && r.Stratum == 11 && r.Leap == ntpwire.LeapNone {
 			break
 		}

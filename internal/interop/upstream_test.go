@@ -17,27 +17,6 @@ import (
 	"github.com/ntpkit/ntpkit/upstream"
 )
 
-// rawQuery sends one client request to addr and returns the reply.
-func rawQuery(addr string) (ntpwire.Packet, error) {
-	var p ntpwire.Packet
-	c, err := net.Dial("udp", addr)
-	if err != nil {
-		return p, err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	req := ntpwire.Packet{Version: 4, Mode: ntpwire.ModeClient, XmitTime: ntpwire.TimeOf(time.Now())}
-	if _, err := c.Write(req.AppendTo(nil)); err != nil {
-		return p, err
-	}
-	buf := make([]byte, 512)
-	n, err := c.Read(buf)
-	if err != nil {
-		return p, err
-	}
-	return p, p.Decode(buf[:n])
-}
-
 // TestDisciplinerSyncsToChronyd uses a real chronyd (-x, loopback only)
 // as the upstream: the Discipliner must synchronise to it, at stratum 11
 // with chronyd's address as refid, and a server fed by it must say so.
@@ -71,7 +50,7 @@ func TestDisciplinerSyncsToChronyd(t *testing.T) {
 	srv := &server.Server{Source: d}
 	go srv.Serve(ctx, pc)
 	defer srv.Shutdown(context.Background())
-	r, err := rawQuery(pc.LocalAddr().String())
+	r, err := QueryNTP(pc.LocalAddr().String(), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +91,7 @@ func TestDaemonSyncsFromUpstream(t *testing.T) {
 	var r ntpwire.Packet
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		r, err = rawQuery(addr)
+		r, err = QueryNTP(addr, time.Second)
 		if err == nil && r.Stratum != ntpwire.MaxStratum {
 			break
 		}
