@@ -38,7 +38,7 @@
 //	go d.Run(ctx)
 //	ac := server.NewAccessControl(server.AccessOptions{Addrs: acl, Kiss: true})
 //	rl := server.NewRateLimiter(server.RateLimitOptions{Table: table, Kiss: true})
-//	srv := &server.Server{Source: d, Handler: server.Chain(server.Responder(d), ac.Wrap, rl.Wrap)}
+//	srv := &server.Server{Source: d, Handler: server.Chain(server.Responder(), ac.Wrap, rl.Wrap)}
 //
 // examples/standalone is the daemon, examples/ntpquery a query tool and
 // examples/ntpload a load generator.
