@@ -34,7 +34,7 @@
 // The same server fed by upstream servers, with access control and rate
 // limiting in front of the responder:
 //
-//	d, _ := upstream.New([]string{"time.example.net:123"}, upstream.Options{})
+//	d, _ := upstream.New(upstream.Addresses("time.example.net:123"), upstream.Options{})
 //	go d.Run(ctx)
 //	ac := server.NewAccessControl(server.AccessOptions{Addrs: acl, Kiss: true})
 //	rl := server.NewRateLimiter(server.RateLimitOptions{Table: table, Kiss: true})
