@@ -209,7 +209,7 @@ func (c *Config) Validate() error {
 	if _, err := c.Level(); err != nil {
 		return err
 	}
-	if _, _, err := c.policy(); err != nil {
+	if _, _, err := c.Policy(); err != nil {
 		return err
 	}
 	if c.API.Listen != "" {
@@ -320,7 +320,7 @@ func (c *Config) Options(logger *slog.Logger) (daemon.Options, error) {
 		Logger: logger,
 	}
 	var err error
-	if o.Access, o.RateLimit, err = c.policy(); err != nil {
+	if o.Access, o.RateLimit, err = c.Policy(); err != nil {
 		return daemon.Options{}, err
 	}
 	var keys *symkey.Keys

@@ -87,9 +87,10 @@ type RateLimit struct {
 	KissPerSecond float64 `json:"kiss_per_second"`
 }
 
-// policy checks the "access" and "rate_limit" sections and converts them;
-// errors are *FieldError.
-func (c *Config) policy() (daemon.Access, daemon.RateLimit, error) {
+// Policy checks the "access" and "rate_limit" sections, the reloadable
+// ones, and converts them; errors are *FieldError. A reload passes them to
+// daemon.Daemon.Reload.
+func (c *Config) Policy() (daemon.Access, daemon.RateLimit, error) {
 	a, r := c.Access, c.RateLimit
 	var da daemon.Access
 	var dr daemon.RateLimit
