@@ -1,0 +1,71 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ntpkit/ntpkit/server/daemon/daemonconfig"
+)
+
+// TestPrintDefaultConfig checks that -print-default-config prints a file
+// that parses back into the defaults.
+func TestPrintDefaultConfig(t *testing.T) {
+	var out, errb bytes.Buffer
+	if err := run([]string{"-print-default-config"}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := daemonconfig.Parse(out.Bytes())
+	if err != nil {
+		t.Fatalf("printed default config does not parse: %v\n%s", err, out.String())
+	}
+	if diff := cmp.Diff(daemonconfig.Default(), cfg); diff != "" {
+		t.Errorf("printed default config differs (-default +printed):\n%s", diff)
+	}
+}
+
+// TestRunRefusesBadConfig checks that the daemon refuses a bad file before
+// it binds anything, naming the field.
+func TestRunRefusesBadConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(path, []byte(`{"server": {"workers": -1}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	err := run([]string{"-config", path}, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "server.workers") {
+		t.Fatalf("run with a bad config = %v, want an error naming server.workers", err)
+	}
+	if errb.Len() != 0 {
+		t.Errorf("run logged before refusing the config:\n%s", errb.String())
+	}
+}
+
+// TestExamplePoolConfigParses checks the example configuration shipped
+// beside the command. Parsing does not contact the servers: nothing here
+// resolves or sends (no test may use this configuration).
+func TestExamplePoolConfigParses(t *testing.T) {
+	data, err := os.ReadFile("example-pool.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := daemonconfig.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Upstream.Servers) < 4 {
+		t.Fatalf("example config has %d upstream servers", len(cfg.Upstream.Servers))
+	}
+	o, err := cfg.Options(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := o.Upstream.Options; u.MinPoll != 64*time.Second || u.MaxPoll != 1024*time.Second || len(o.Upstream.Servers) != len(cfg.Upstream.Servers) {
+		t.Fatalf("upstream options %+v, %d servers", u, len(o.Upstream.Servers))
+	}
+}
