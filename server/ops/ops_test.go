@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -330,4 +330,3 @@ func netipPrefix(t *testing.T, s string) netip.Prefix {
 	}
 	return p
 }
-
