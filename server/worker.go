@@ -75,6 +75,10 @@ func (w *worker) handleBatch(n int) {
 	// read once per batch, right after the read returned.
 	var userRx time.Time
 	haveUserRx := false
+	// The reference data, read once per batch when the first request
+	// passes classification (junk alone costs no Reference call).
+	var ref ntpwire.Reference
+	haveRef := false
 	var bytesIn uint64
 	for i := 0; i < n; i++ {
 		m := &w.in[i]
@@ -90,6 +94,10 @@ func (w *worker) handleBatch(n int) {
 			}
 			w.req.Received = userRx
 		}
+		if !haveRef {
+			ref, haveRef = src.Reference(), true
+		}
+		w.req.Reference = ref
 		w.req.Raw = m.buf[:m.n]
 		w.req.Src = m.src
 		w.req.Dst = netipAddrPort(m.dst, w.s.localPort(w))
@@ -124,7 +132,7 @@ func (w *worker) flush() {
 	failed := 0
 	for i := range out {
 		if out[i].stampXmit {
-			ntpwire.PutXmitTime(out[i].buf, ntpwire.TimeOf(w.s.src.Now()))
+			ntpwire.PutXmitTime(out[i].buf, ntpwire.StampOf(w.s.src.Now()))
 		}
 		bytes += uint64(len(out[i].buf))
 		failed += w.io.write(out[i : i+1])
@@ -179,7 +187,7 @@ func (rw *responseWriter) ReplySealed(p ntpwire.Packet, seal func(pkt []byte) ([
 		return ErrReplied
 	}
 	o := &rw.w.out[rw.w.nout]
-	p.XmitTime = ntpwire.TimeOf(rw.w.s.src.Now())
+	p.XmitTime = ntpwire.StampOf(rw.w.s.src.Now())
 	out, err := seal(p.AppendTo(o.buf[:0]))
 	if err != nil {
 		return err

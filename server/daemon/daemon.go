@@ -112,7 +112,7 @@ func New(o Options) (*Daemon, error) {
 	mw := append(d.guards.middleware(), d.authn.middleware()...)
 	d.srv = &server.Server{
 		Source:      d.src,
-		Handler:     server.Chain(server.Responder(d.src), mw...),
+		Handler:     server.Chain(server.Responder(), mw...),
 		Logger:      logger,
 		Sockets:     o.Tuning.Sockets,
 		Workers:     o.Tuning.Workers,

@@ -74,7 +74,7 @@ func TestGuardsReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := server.Chain(server.Responder(server.NewLocalSource(nil, 0)), g.middleware()...)
+	h := server.Chain(server.Responder(), g.middleware()...)
 	now := time.Now()
 	got := []string{
 		answer(h, "192.0.2.1:123", now),
@@ -174,7 +174,7 @@ func TestGuardsDefaults(t *testing.T) {
 	if o := g.rl.Options(); o.Table != nil || o.Global != nil {
 		t.Errorf("zero rate-limit options %+v: want no limit", o)
 	}
-	h := server.Chain(server.Responder(server.NewLocalSource(nil, 0)), g.middleware()...)
+	h := server.Chain(server.Responder(), g.middleware()...)
 	if a := answer(h, "198.51.100.1:123", time.Now()); a != "reply" {
 		t.Errorf("zero options: %s, want a reply", a)
 	}
