@@ -46,21 +46,21 @@ func (t Type) String() string {
 
 // Label is a label's name and value.
 type Label struct {
-	Name, Value string
+	Name, Value string // a label name such as "reason", and its value
 }
 
 // Sample is one series of a family: its labels and value.
 type Sample struct {
-	Labels []Label
-	Value  float64
+	Labels []Label // in the order written; names unique within the sample
+	Value  float64 // the sample's value
 }
 
 // Family is a metric family: a name, a help text, a type and samples.
 type Family struct {
-	Name    string
-	Help    string
-	Type    Type
-	Samples []Sample
+	Name    string   // the metric name, e.g. "ntpkit_requests_total"
+	Help    string   // one line saying what is measured
+	Type    Type     // counter, gauge or untyped
+	Samples []Sample // one per label combination
 }
 
 // Source is what Gather reads: *daemon.Daemon satisfies it.
@@ -327,8 +327,8 @@ func openFDs() (int, error) {
 // Count is a counter under the label value (or JSON name) it is
 // exported as.
 type Count struct {
-	Reason string
-	N      uint64
+	Reason string // the label value, e.g. "short"
+	N      uint64 // the counter's value
 }
 
 // DropReasons lists the server's drop counters under their label values

@@ -13,45 +13,46 @@ import (
 
 // Status is the body of GET /v1/status.
 type Status struct {
-	Version       string    `json:"version"`
-	GoVersion     string    `json:"go_version"`
-	Started       time.Time `json:"started"`
-	UptimeSeconds float64   `json:"uptime_seconds"`
-	Serving       bool      `json:"serving"`
-	Listen        []string  `json:"listen"`
-	APIListen     string    `json:"api_listen"`
-	Synchronized  bool      `json:"synchronized"`
-	SyncReason    string    `json:"sync_reason,omitempty"`
-	Reference     Reference `json:"reference"`
-	Config        Reloads   `json:"config"`
-	Upstream      *Upstream `json:"upstream,omitempty"`
+	Version       string    `json:"version"`               // main module version, "(devel)" when unknown
+	GoVersion     string    `json:"go_version"`            // Go version the binary was built with
+	Started       time.Time `json:"started"`               // when the daemon was built
+	UptimeSeconds float64   `json:"uptime_seconds"`        // seconds since Started
+	Serving       bool      `json:"serving"`               // true while NTP requests are served
+	Listen        []string  `json:"listen"`                // bound NTP addresses
+	APIListen     string    `json:"api_listen"`            // address of this API, when known
+	Synchronized  bool      `json:"synchronized"`          // the served time is synchronized
+	SyncReason    string    `json:"sync_reason,omitempty"` // why not, when not
+	Reference     Reference `json:"reference"`             // the reference data replies carry
+	Config        Reloads   `json:"config"`                // configuration reloads
+	Upstream      *Upstream `json:"upstream,omitempty"`    // the Discipliner; absent when serving the local clock
 }
 
 // Reference is the reference data the daemon serves.
 type Reference struct {
-	Leap                  string    `json:"leap"`
-	Stratum               uint8     `json:"stratum"`
-	RefID                 string    `json:"refid"`
-	ReferenceTime         time.Time `json:"reference_time"`
-	RootDelaySeconds      float64   `json:"root_delay_seconds"`
-	RootDispersionSeconds float64   `json:"root_dispersion_seconds"`
-	Precision             int8      `json:"precision"`
-	PrecisionSeconds      float64   `json:"precision_seconds"`
+	Leap                  string    `json:"leap"`                    // "none", "insert", "delete" or "alarm"
+	Stratum               uint8     `json:"stratum"`                 // 1–15; 16: unsynchronized
+	RefID                 string    `json:"refid"`                   // ASCII code, or the upstream's address
+	ReferenceTime         time.Time `json:"reference_time"`          // when the reference was last set
+	RootDelaySeconds      float64   `json:"root_delay_seconds"`      // root delay
+	RootDispersionSeconds float64   `json:"root_dispersion_seconds"` // root dispersion
+	Precision             int8      `json:"precision"`               // log2 seconds
+	PrecisionSeconds      float64   `json:"precision_seconds"`       // the same in seconds
 }
 
 // Reloads is the "config" object of /v1/status: the configuration
 // reloads.
 type Reloads struct {
-	Generation  uint64     `json:"generation"`
-	Successes   uint64     `json:"successes"`
-	Failures    uint64     `json:"failures"`
-	LastReload  *time.Time `json:"last_reload,omitempty"`
-	LastSuccess time.Time  `json:"last_success"`
-	LastError   string     `json:"last_error,omitempty"`
+	Generation  uint64     `json:"generation"`            // 1 at start, +1 per successful reload
+	Successes   uint64     `json:"successes"`             // successful reloads
+	Failures    uint64     `json:"failures"`              // refused reloads
+	LastReload  *time.Time `json:"last_reload,omitempty"` // last attempt; absent: none
+	LastSuccess time.Time  `json:"last_success"`          // when the configuration in force was applied
+	LastError   string     `json:"last_error,omitempty"`  // why the last reload was refused
 }
 
 // Upstream is the "upstream" object of /v1/status: the Discipliner's
-// state and its sources.
+// state and its sources. Its fields are upstream.Status's, durations as
+// seconds (the _seconds fields) and absent times left out.
 type Upstream struct {
 	Synchronized          bool             `json:"synchronized"`
 	Stratum               uint8            `json:"stratum"`
@@ -83,7 +84,8 @@ type UnresolvedName struct {
 	LastError string `json:"last_error"`
 }
 
-// UpstreamSource is one upstream source in /v1/status.
+// UpstreamSource is one upstream source in /v1/status. Its fields are
+// upstream.SourceStatus's, durations as seconds.
 type UpstreamSource struct {
 	Name                string     `json:"name"`
 	Addr                string     `json:"addr"`
@@ -103,7 +105,8 @@ type UpstreamSource struct {
 }
 
 // Rejects counts an upstream source's replies that were not used, by
-// reason, and its queries that got no reply.
+// reason, and its queries that got no reply: upstream.Rejects, field for
+// field.
 type Rejects struct {
 	Malformed   uint64 `json:"malformed"`
 	BadOrigin   uint64 `json:"bad_origin"`
@@ -255,7 +258,8 @@ type Stats struct {
 	Auth       *Auth          `json:"auth,omitempty"`
 }
 
-// ServerStats is the NTP server's counters.
+// ServerStats is the NTP server's counters (server.Stats; Requests is its
+// Received, Dropped its DropStats by reason).
 type ServerStats struct {
 	Requests      uint64            `json:"requests"`
 	Replies       uint64            `json:"replies"`
