@@ -36,7 +36,7 @@
 // served: it gives the reference data and every timestamp of every reply.
 //
 //	ctx := context.Background()
-//	d, err := upstream.New([]string{"time.example.net:123"}, upstream.Options{})
+//	d, err := upstream.New(upstream.Addresses("time.example.net:123"), upstream.Options{})
 //	if err != nil {
 //		log.Fatal(err)
 //	}

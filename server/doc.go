@@ -34,7 +34,7 @@
 // the Source and every reply follows, whatever handlers are in the chain:
 //
 //	ctx := context.Background()
-//	d, err := upstream.New([]string{"time.example.net"}, upstream.Options{})
+//	d, err := upstream.New(upstream.Addresses("time.example.net"), upstream.Options{})
 //	if err != nil {
 //		log.Fatal(err)
 //	}

@@ -95,7 +95,7 @@ func New(o Options) (*Daemon, error) {
 		if uo.Clock == nil {
 			uo.Clock = o.Clock
 		}
-		disc, err := upstream.NewWithServers(o.Upstream.Servers, uo)
+		disc, err := upstream.New(o.Upstream.Servers, uo)
 		if err != nil {
 			return nil, fmt.Errorf("daemon: upstream: %w", err)
 		}

@@ -63,7 +63,7 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		{"nts cert missing", func(o *Options) {
 			o.NTS = NTS{Enabled: true, CertFile: "/nonexistent/cert.pem", KeyFile: "/nonexistent/key.pem"}
 		}, "nonexistent"},
-		{"upstream", func(o *Options) { o.Upstream.Servers = []upstream.Server{{Address: "192.0.2.1:0"}} }, "upstream"},
+		{"upstream", func(o *Options) { o.Upstream.Servers = []upstream.Source{{Address: "192.0.2.1:0"}} }, "upstream"},
 	} {
 		o := ok
 		tc.edit(&o)
@@ -217,7 +217,7 @@ func TestRunWaitsForDiscipliner(t *testing.T) {
 		Listen: []string{"127.0.0.1:0"},
 		Tuning: Tuning{Sockets: 1},
 		Upstream: Upstream{
-			Servers: []upstream.Server{{Address: pc.LocalAddr().String()}},
+			Servers: []upstream.Source{{Address: pc.LocalAddr().String()}},
 			Options: upstream.Options{MinPoll: 100 * time.Millisecond, MaxPoll: 100 * time.Millisecond, DriftFile: drift},
 		},
 	})

@@ -123,7 +123,7 @@ type RateLimit struct {
 type Upstream struct {
 	// Servers are the upstream servers, with their authentication. None:
 	// the daemon serves the local clock.
-	Servers []upstream.Server
+	Servers []upstream.Source
 	// Options tune the Discipliner. A nil Logger is replaced by the
 	// daemon's, a nil Clock by Options.Clock.
 	Options upstream.Options

@@ -244,8 +244,8 @@ func (b *builder) upstream(st *upstream.Status) {
 	b.counter("ntpkit_upstream_refused_steps_total", "Updates refused because they would have stepped the clock by more than max_step.", st.RefusedSteps)
 	b.counter("ntpkit_upstream_leap_seconds_total", "Leap seconds applied (inserted or deleted).", st.Leaps)
 	b.family("ntpkit_upstream_leap_scheduled", Gauge, "1 while a leap second of the labelled kind is scheduled, 0 otherwise.")
-	b.sample(boolValue(st.LeapSecond == "insert"), "kind", "insert")
-	b.sample(boolValue(st.LeapSecond == "delete"), "kind", "delete")
+	b.sample(boolValue(st.LeapSecond == ntpwire.LeapInsert), "kind", "insert")
+	b.sample(boolValue(st.LeapSecond == ntpwire.LeapDelete), "kind", "delete")
 	if !st.LastUpdate.IsZero() {
 		b.gauge("ntpkit_upstream_last_update_time_seconds", "When the clock was last updated, in seconds since the Unix epoch.", unixSeconds(st.LastUpdate))
 	}

@@ -1,7 +1,6 @@
 package ops
 
 import (
-	"fmt"
 	"net/netip"
 	"time"
 
@@ -157,15 +156,20 @@ func StatusOf(st daemon.Status, apiAddr string) Status {
 	return s
 }
 
-func referenceOf(ref ntpwire.Reference, refTime time.Time) Reference {
-	refid := ref.RefID.String()
-	if ref.Stratum > 1 && ref.Stratum < ntpwire.MaxStratum {
-		refid = ref.RefID.Addr().String() // an upstream's address (or its hash)
+// refidString shows a reference ID as its ASCII code at stratum 0 and 1,
+// and as the upstream's address (or its hash) above.
+func refidString(id ntpwire.RefID, stratum uint8) string {
+	if stratum > 1 && stratum < ntpwire.MaxStratum {
+		return id.Addr().String()
 	}
+	return id.String()
+}
+
+func referenceOf(ref ntpwire.Reference, refTime time.Time) Reference {
 	j := Reference{
 		Leap:                  ref.Leap.String(),
 		Stratum:               ref.Stratum,
-		RefID:                 refid,
+		RefID:                 refidString(ref.RefID, ref.Stratum),
 		RootDelaySeconds:      ref.RootDelay.Seconds(),
 		RootDispersionSeconds: ref.RootDispersion.Seconds(),
 		Precision:             ref.Precision,
@@ -197,8 +201,8 @@ func upstreamOf(st *upstream.Status) *Upstream {
 	u := &Upstream{
 		Synchronized:          st.Synchronized,
 		Stratum:               st.Stratum,
-		RefID:                 fmt.Sprint(st.RefID),
-		Leap:                  fmt.Sprint(st.Leap),
+		RefID:                 refidString(st.RefID, st.Stratum),
+		Leap:                  st.Leap.String(),
 		LastUpdate:            timePtr(st.LastUpdate),
 		OffsetSeconds:         st.Offset.Seconds(),
 		CorrectionSeconds:     st.Correction.Seconds(),
@@ -209,12 +213,14 @@ func upstreamOf(st *upstream.Status) *Upstream {
 		Steps:                 st.Steps,
 		Updates:               st.Updates,
 		RefusedSteps:          st.RefusedSteps,
-		LeapSecond:            fmt.Sprint(st.LeapSecond),
 		LeapTime:              timePtr(st.LeapTime),
 		LeapSmearSeconds:      st.LeapSmear.Seconds(),
 		Leaps:                 st.Leaps,
 		Sources:               []UpstreamSource{},
 		Rejects:               rejectsOf(st.Rejects),
+	}
+	if st.LeapSecond != ntpwire.LeapNone {
+		u.LeapSecond = st.LeapSecond.String()
 	}
 	for _, n := range st.Unresolved {
 		u.Unresolved = append(u.Unresolved, UnresolvedName{Name: n.Name, Failures: n.Failures, LastError: n.LastError})
@@ -227,8 +233,8 @@ func upstreamOf(st *upstream.Status) *Upstream {
 			Reach:               s.Reach,
 			PollSeconds:         s.Poll.Seconds(),
 			Stratum:             s.Stratum,
-			RefID:               fmt.Sprint(s.RefID),
-			Leap:                fmt.Sprint(s.Leap),
+			RefID:               refidString(s.RefID, s.Stratum),
+			Leap:                s.Leap.String(),
 			LastSample:          timePtr(s.LastSample),
 			OffsetSeconds:       s.Offset.Seconds(),
 			DelaySeconds:        s.Delay.Seconds(),

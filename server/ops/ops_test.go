@@ -82,9 +82,9 @@ func TestStatusJSON(t *testing.T) {
 		ReferenceTime: started,
 		Reloads:       daemon.ReloadStatus{Generation: 1, Failures: 1, LastAttempt: last, LastSuccess: started, LastError: "bad"},
 		Upstream: &upstream.Status{
-			Synchronized: true, Stratum: 2, Offset: 1500 * time.Microsecond, Frequency: 3.5, RootDistance: 20 * time.Millisecond,
+			Synchronized: true, Stratum: 2, RefID: ntpwire.RefID{192, 0, 2, 7}, Offset: 1500 * time.Microsecond, Frequency: 3.5, RootDistance: 20 * time.Millisecond,
 			Sources: []upstream.SourceStatus{{
-				Name: "a:123", State: upstream.StateSelected, Reach: 0xff, Poll: 64 * time.Second,
+				Name: "a:123", State: upstream.StateSelected, Reach: 0xff, Poll: 64 * time.Second, Stratum: 1, RefID: ntpwire.RefIDString("GPS"),
 				Offset: -2 * time.Millisecond, Delay: 10 * time.Millisecond, Samples: 4,
 				Rejects: upstream.Rejects{Timeout: 2},
 			}},
@@ -133,6 +133,12 @@ func TestStatusJSON(t *testing.T) {
 	}
 	if _, ok := src["poll"]; ok {
 		t.Error("a duration without its unit: upstream.sources[0].poll")
+	}
+	if _, ok := u["leap_second"]; ok {
+		t.Error("leap_second present although none is scheduled")
+	}
+	if u["refid"] != "192.0.2.7" || src["refid"] != "GPS" {
+		t.Errorf("refids %v and %v, want the upstream's address and the stratum-1 source's code", u["refid"], src["refid"])
 	}
 
 	// Without an upstream and before any reload the optional keys are

@@ -176,15 +176,15 @@ func (c Upstream) daemonOptions(keys *symkey.Keys, keysFile string) (daemon.Upst
 }
 
 // servers returns the configured servers with their authentication.
-func (c Upstream) servers(keys *symkey.Keys, keysFile string) ([]upstream.Server, error) {
-	var out []upstream.Server
+func (c Upstream) servers(keys *symkey.Keys, keysFile string) ([]upstream.Source, error) {
+	var out []upstream.Source
 	for _, s := range c.Servers {
-		out = append(out, upstream.Server{Address: s})
+		out = append(out, upstream.Source{Address: s})
 	}
 	var roots *x509.CertPool
 	for i, s := range c.Sources {
 		field := fmt.Sprintf("upstream.sources[%d]", i)
-		srv := upstream.Server{Address: s.Address, NTS: s.NTS}
+		srv := upstream.Source{Address: s.Address, NTS: s.NTS}
 		if s.Key != 0 {
 			if keys == nil {
 				return nil, fieldErr(field+".key", "key %d needs a keys_file", s.Key)
