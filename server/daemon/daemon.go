@@ -57,8 +57,8 @@ type Daemon struct {
 	serving atomic.Bool
 	ready   chan struct{} // closed when Run serves
 
-	mu     sync.Mutex // guards addrs and serializes Reload
-	addrs  []string
+	addrs  atomic.Pointer[[]string] // bound NTP addresses, set by Run
+	mu     sync.Mutex               // serializes Reload and ReloadFailed
 	reload reloadState
 }
 
@@ -178,9 +178,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if keLn != nil {
 		wg.Go(func() { keErr <- d.authn.serve(runCtx, keLn) })
 	}
-	d.mu.Lock()
-	d.addrs = addrs
-	d.mu.Unlock()
+	d.addrs.Store(&addrs)
 	d.logger.Info("serving", d.sourceAttrs()...)
 	srvErr := make(chan error, 1)
 	wg.Go(func() { srvErr <- d.srv.ServeAll(runCtx, conns) })

@@ -100,9 +100,10 @@ func (d *Daemon) Status() Status {
 	version, goVersion := buildVersion()
 	h := d.Health()
 	ref := d.src.Reference()
-	d.mu.Lock()
-	addrs := slices.Clone(d.addrs)
-	d.mu.Unlock()
+	var addrs []string
+	if p := d.addrs.Load(); p != nil {
+		addrs = slices.Clone(*p)
+	}
 	s := Status{
 		Time:         now,
 		Version:      version,
