@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ntpkit/ntpkit/server/daemon"
 	"github.com/ntpkit/ntpkit/server/daemon/daemonconfig"
 )
 
@@ -67,5 +69,63 @@ func TestExamplePoolConfigParses(t *testing.T) {
 	}
 	if u := o.Upstream.Options; u.MinPoll != 64*time.Second || u.MaxPoll != 1024*time.Second || len(o.Upstream.Servers) != len(cfg.Upstream.Servers) {
 		t.Fatalf("upstream options %+v, %d servers", u, len(o.Upstream.Servers))
+	}
+}
+
+// TestReloader checks the SIGHUP path: a bad file is refused and
+// recorded, a good one applies its access section and warns about the
+// sections that need a restart, and without -config a reload is refused.
+func TestReloader(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.json")
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"listen": ["127.0.0.1:0"]}`)
+	load := func() (daemonconfig.Config, error) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return daemonconfig.Config{}, err
+		}
+		return daemonconfig.Parse(data)
+	}
+	cfg, err := load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	opts, err := cfg.Options(logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := daemon.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &reloader{d: d, cur: cfg, load: load, logger: logger}
+
+	write(`{"listen": ["127.0.0.1:0"], "bogus": 1}`)
+	r.reload()
+	if rs := d.Status().Reloads; rs.Failures != 1 || !strings.Contains(rs.LastError, "bogus") {
+		t.Errorf("after a bad file: %+v", rs)
+	}
+	write(`{"listen": ["127.0.0.1:0"], "local": {"stratum": 3}, "access": {"deny": ["192.0.2.0/24"]}}`)
+	r.reload()
+	if rs := d.Status().Reloads; rs.Generation != 2 || rs.Successes != 1 || rs.LastError != "" {
+		t.Errorf("after a good file: %+v", rs)
+	}
+	if r.cur.Local.Stratum != 10 || len(r.cur.Access.Deny) != 1 {
+		t.Errorf("configuration in force: local %+v, access %+v; want the old local section and the new access", r.cur.Local, r.cur.Access)
+	}
+	if !strings.Contains(logs.String(), "need a restart") || !strings.Contains(logs.String(), "sections=[local]") {
+		t.Errorf("no restart warning naming local:\n%s", logs.String())
+	}
+
+	r.load = nil
+	r.reload()
+	if rs := d.Status().Reloads; rs.Failures != 2 || !strings.Contains(rs.LastError, "without -config") {
+		t.Errorf("without -config: %+v", rs)
 	}
 }
