@@ -4,8 +4,11 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"syscall"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -116,7 +119,12 @@ func (c *cmIO6) write(out []outMsg) int {
 }
 
 // ListenUDP opens a UDP socket on addr. Outside Linux SO_REUSEPORT does
-// not spread load, so n is ignored and one socket is returned.
+// not spread load, so n is ignored and one socket is returned. The error
+// wraps ErrAddressInUse when another socket holds the address.
 func ListenUDP(ctx context.Context, network, addr string, n int) ([]net.PacketConn, error) {
-	return listenN(ctx, net.ListenConfig{}, network, addr, 1)
+	conns, err := listenN(ctx, net.ListenConfig{}, network, addr, 1)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		err = fmt.Errorf("%w: %w", ErrAddressInUse, err)
+	}
+	return conns, err
 }
