@@ -367,6 +367,7 @@ type rateLimitStatsJSON struct {
 	Kissed        uint64 `json:"kissed"`
 	Dropped       uint64 `json:"dropped"`
 	KissLimited   uint64 `json:"kiss_limited"`
+	LeakLimited   uint64 `json:"leak_limited"`
 }
 
 // attachMiddleware plugs the access-control and rate-limit middleware

@@ -161,7 +161,7 @@ func TestStatusAndStats(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	s := stats.Server
-	if s.Requests != 1 || s.Replies != 1 || s.BytesReceived != 48 || s.BytesSent != 48 || s.DroppedTotal != 0 || len(s.Dropped) != 9 {
+	if s.Requests != 1 || s.Replies != 1 || s.BytesReceived != 48 || s.BytesSent != 48 || s.DroppedTotal != 0 || len(s.Dropped) != 10 {
 		t.Errorf("unexpected stats:\n%s", rec.Body.String())
 	}
 	if stats.Middleware == nil {

@@ -193,6 +193,7 @@ func dropReasons(d server.DropStats) []dropReason {
 		{"mode", d.Mode},
 		{"control", d.Control},
 		{"malformed", d.Malformed},
+		{"zero_port", d.ZeroPort},
 		{"handler", d.Handler},
 		{"oversize", d.Oversize},
 		{"send_error", d.SendError},
@@ -311,6 +312,7 @@ func writeMiddlewareMetrics(m *metricsWriter, ac *server.AccessControl, rl *serv
 		m.sample("ntpkit_ratelimit_refused_total", float64(s.Kissed), "action", "kissed")
 		m.sample("ntpkit_ratelimit_refused_total", float64(s.Dropped), "action", "dropped")
 		m.counter("ntpkit_ratelimit_kiss_budget_exhausted_total", "Rate-limited requests dropped because the kiss-o'-death budget was spent.", s.KissLimited)
+		m.counter("ntpkit_ratelimit_leak_budget_exhausted_total", "Over-limit requests leak would have answered, dropped because the reflection budget (kiss_per_second) was spent.", s.LeakLimited)
 	}
 }
 

@@ -261,6 +261,7 @@ func TestMetrics(t *testing.T) {
 		`ntpkit_kiss_total{code="other"}`:               0,
 		`ntpkit_dropped_total{reason="short"}`:          0,
 		`ntpkit_dropped_total{reason="send_error"}`:     0,
+		`ntpkit_dropped_total{reason="zero_port"}`:      0,
 		"ntpkit_stratum":                                3,
 		"ntpkit_synchronized":                           1,
 		"ntpkit_serving":                                1,

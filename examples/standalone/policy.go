@@ -421,5 +421,6 @@ func (p *guardParts) rateOptions() server.RateLimitOptions {
 		Leak:      p.rate.Leak,
 		Kiss:      p.rate.Kiss,
 		KissLimit: p.kiss,
+		LeakLimit: p.kiss,
 	}
 }
