@@ -117,7 +117,7 @@ type NameACL struct {
 	workers  int
 	log      *slog.Logger
 	queue    chan nameJob
-	limiter  *rate.Limiter // lookups queued per second
+	limiter  *rate.Limiter    // lookups queued per second
 	resolved func(netip.Addr) // test hook, called after a background lookup is cached
 
 	mu    sync.RWMutex
