@@ -187,6 +187,9 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, opts serveOptio
 		// Authentication sits inside access control and rate limiting.
 		srv.Handler = server.Chain(server.Responder(src), append(mw.middleware(), am...)...)
 	}
+	if authn.ntsMW != nil {
+		mw.shareBudget(authn.ntsMW.SetNAKLimit) // NTS NAKs under the reflection budget
+	}
 	authn.start(ctx)
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -97,11 +97,12 @@ type RateLimitConfig struct {
 	// worth).
 	GlobalPerSecond float64 `json:"global_per_second"`
 	GlobalBurst     int     `json:"global_burst"`
-	// KissPerSecond is the budget of kiss-o'-death replies per second,
-	// shared by "access" and "rate_limit" (and applied even when the
-	// limits are disabled), so that a flood with a spoofed source cannot
-	// turn the server into a KoD reflector. It must be above 0 when
-	// either section sends KoDs.
+	// KissPerSecond is the reflection budget, per second: kiss-o'-death
+	// replies of "access" and "rate_limit", replies let through by leak
+	// and NTS NAKs all draw from it (it applies even when the limits are
+	// disabled), so that a flood with a spoofed source cannot turn the
+	// server into a reflector. It must be above 0 when either section
+	// sends KoDs or leak is on.
 	KissPerSecond float64 `json:"kiss_per_second"`
 }
 
@@ -183,6 +184,7 @@ func buildParts(cfg Config, prev *guardParts, build bool) (*guardParts, error) {
 		{"rate_limit.global_burst", r.GlobalBurst < 0, "must not be negative"},
 		{"rate_limit.kiss_per_second", !(r.KissPerSecond >= 0) || math.IsInf(r.KissPerSecond, 0), "must be 0 or above"},
 		{"rate_limit.kiss_per_second", r.KissPerSecond == 0 && (a.Kiss || r.Kiss && r.Enabled), "must be above 0 when access.kiss or rate_limit.kiss is on"},
+		{"rate_limit.kiss_per_second", r.KissPerSecond == 0 && r.Enabled && r.Leak > 0, "must be above 0 when rate_limit.leak is on: it bounds leaked replies"},
 	} {
 		if f.bad {
 			return nil, fieldErr(f.name, "%s", f.why)
@@ -307,6 +309,18 @@ type guards struct {
 	ctx       context.Context // set by start; nil before
 	stopNames context.CancelFunc
 	wg        sync.WaitGroup
+	budgetFns []func(*ratelimit.Global) // shareBudget's users
+}
+
+// shareBudget puts another reply path under the reflection budget
+// (rate_limit.kiss_per_second, shared by KoDs and leaked replies): set is
+// called with the budget now and again whenever a reload replaces it. The
+// daemon uses it for NTS NAKs.
+func (g *guards) shareBudget(set func(*ratelimit.Global)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	set(g.cur.kiss)
+	g.budgetFns = append(g.budgetFns, set)
 }
 
 // newGuards builds the middleware for cfg. Call start to run name lookups.
@@ -381,6 +395,11 @@ func (g *guards) reload(cfg Config) error {
 	}
 	g.ac.Update(p.accessOptions())
 	g.rl.Update(p.rateOptions())
+	if p.kiss != g.cur.kiss {
+		for _, set := range g.budgetFns {
+			set(p.kiss)
+		}
+	}
 	g.cur = p
 	g.logConfig(p)
 	return nil
