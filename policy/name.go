@@ -47,6 +47,8 @@ const (
 	// maxConfirmNames bounds the PTR names of one address that are
 	// confirmed by forward lookups.
 	maxConfirmNames = 4
+	// namePrealloc bounds the cache entries allocated up front.
+	namePrealloc = 1024
 )
 
 // NameACLConfig configures a NameACL. Zero fields take the defaults noted.
@@ -120,10 +122,11 @@ type NameACL struct {
 	limiter  *rate.Limiter    // lookups queued per second
 	resolved func(netip.Addr) // test hook, called after a background lookup is cached
 
-	mu    sync.RWMutex
-	index map[netip.Addr]int
-	slots []nameEntry // used as a FIFO ring once full
-	next  int         // slot to replace next when full
+	mu         sync.RWMutex
+	maxEntries int
+	index      map[netip.Addr]int
+	slots      []nameEntry // used as a FIFO ring once full
+	next       int         // slot to replace next when full
 
 	pmu     sync.Mutex
 	pending map[netip.Addr]struct{}
@@ -179,8 +182,11 @@ func NewNameACL(cfg NameACLConfig) (*NameACL, error) {
 		n.res = net.DefaultResolver
 	}
 	n.queue = make(chan nameJob, queueLen)
-	n.index = make(map[netip.Addr]int, maxEntries)
-	n.slots = make([]nameEntry, 0, maxEntries)
+	// The cache grows as entries arrive (at most LookupsPerSecond a
+	// second), so a huge MaxEntries costs nothing at start.
+	n.maxEntries = maxEntries
+	n.index = make(map[netip.Addr]int, min(maxEntries, namePrealloc))
+	n.slots = make([]nameEntry, 0, min(maxEntries, namePrealloc))
 	n.pending = make(map[netip.Addr]struct{}, queueLen)
 	return n, nil
 }
@@ -360,7 +366,7 @@ func (n *NameACL) store(e nameEntry, now time.Time) {
 		n.slots[i] = e
 		return
 	}
-	if len(n.slots) < cap(n.slots) {
+	if len(n.slots) < n.maxEntries {
 		n.index[e.addr] = len(n.slots)
 		n.slots = append(n.slots, e)
 		return

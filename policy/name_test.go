@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -531,5 +532,23 @@ func TestNameACLFloodKeepsConfirmed(t *testing.T) {
 	}
 	if got := n.Decide(now, legit); got != Allow {
 		t.Errorf("after the flood the confirmed client is decided %v, want Allow", got)
+	}
+}
+
+// TestNameACLHugeMaxEntries checks that a huge MaxEntries is not
+// allocated up front: building the ACL must not take gigabytes.
+func TestNameACLHugeMaxEntries(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	n, err := NewNameACL(NameACLConfig{Rules: []NameRule{{Deny, "example.net"}}, Resolver: &fakeResolver{}, MaxEntries: 2_000_000_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Errorf("NewNameACL with MaxEntries 2e9 allocated %d bytes", grew)
+	}
+	if n.Len() != 0 {
+		t.Fatal("cache not empty")
 	}
 }
