@@ -31,7 +31,7 @@ func TestReflectionBudget(t *testing.T) {
 		Table: table, Leak: 2, Kiss: true, KissLimit: budget, LeakLimit: budget,
 	})
 	f.mw.SetNAKLimit(budget)
-	h := server.Chain(server.Responder(server.NewLocalSource(f.clk, 2)), limiter.Wrap, f.mw.Wrap)
+	h := server.Chain(server.Responder(), limiter.Wrap, f.mw.Wrap)
 
 	other, _ := NewKeyStore(nil, time.Hour, f.clk)
 	k1, k2 := testKeys()
