@@ -54,9 +54,11 @@ func Example_accessControlAndRateLimit() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	kod := ratelimit.NewGlobal(100, 100) // at most 100 KoDs a second in all
+	// One reflection budget: at most 100 KoDs and leaked replies a second
+	// in all, whatever the sources claim to be.
+	kod := ratelimit.NewGlobal(100, 100)
 	access := server.NewAccessControl(server.AccessOptions{Addrs: acl, Kiss: true, KissLimit: kod})
-	limiter := server.NewRateLimiter(server.RateLimitOptions{Table: table, Leak: 2, Kiss: true, KissLimit: kod})
+	limiter := server.NewRateLimiter(server.RateLimitOptions{Table: table, Leak: 2, Kiss: true, KissLimit: kod, LeakLimit: kod})
 	srv := &server.Server{
 		Source:  src,
 		Handler: server.Chain(server.Responder(), access.Wrap, limiter.Wrap),
@@ -99,5 +101,5 @@ func Example_accessControlAndRateLimit() {
 	// 198.51.100.7 request 9: KoD RATE
 	// 198.51.100.7 request 10: KoD RATE
 	// {Allowed:11 DeniedAddr:1 DeniedName:0 Kissed:1 Dropped:0 KissLimited:0}
-	// {Allowed:9 Leaked:0 Limited:2 LimitedGlobal:0 Kissed:2 Dropped:0 KissLimited:0}
+	// {Allowed:9 Leaked:0 Limited:2 LimitedGlobal:0 Kissed:2 Dropped:0 KissLimited:0 LeakLimited:0}
 }

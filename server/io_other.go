@@ -4,7 +4,10 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
+	"syscall"
 )
 
 // Outside Linux the server reads one datagram per call through
@@ -24,7 +27,12 @@ func openPacketIO(pc net.PacketConn, batch int, kernelStamps bool) (func() packe
 }
 
 // ListenUDP opens a UDP socket on addr. Outside Linux SO_REUSEPORT does
-// not spread load, so n is ignored and one socket is returned.
+// not spread load, so n is ignored and one socket is returned. The error
+// wraps ErrAddressInUse when another socket holds the address.
 func ListenUDP(ctx context.Context, network, addr string, n int) ([]net.PacketConn, error) {
-	return listenN(ctx, net.ListenConfig{}, network, addr, 1)
+	conns, err := listenN(ctx, net.ListenConfig{}, network, addr, 1)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		err = fmt.Errorf("%w: %w", ErrAddressInUse, err)
+	}
+	return conns, err
 }

@@ -60,7 +60,8 @@ func (s *Session) AppendRequest(dst []byte, p *ntpwire.Packet) ([]byte, *Pending
 }
 
 // Verify checks that reply is the server's authenticated answer and adds
-// its fresh cookies to the session. On ErrNAK the session's cookies are
+// its fresh cookies to the session, keeping at most MaxCookies and
+// ignoring any longer than MaxCookieLen. On ErrNAK the session's cookies are
 // dropped: the server no longer accepts them. Any other error means the
 // datagram is not an authentic reply (it may be forged) and should be
 // ignored.
@@ -72,7 +73,14 @@ func (pr *Pending) Verify(reply []byte) error {
 	if err != nil {
 		return err
 	}
-	pr.sess.Cookies = append(pr.sess.Cookies, cookies...)
+	for _, c := range cookies {
+		if len(pr.sess.Cookies) >= MaxCookies {
+			break
+		}
+		if len(c) > 0 && len(c) <= MaxCookieLen {
+			pr.sess.Cookies = append(pr.sess.Cookies, c)
+		}
+	}
 	return nil
 }
 

@@ -167,7 +167,7 @@ func TestStatsJSON(t *testing.T) {
 	}
 	want := Stats{
 		Server: ServerStats{Requests: 5, Replies: 4, Kisses: 1, BytesReceived: 240, BytesSent: 192, DroppedTotal: 1, Dropped: map[string]uint64{
-			"short": 1, "truncated": 0, "version": 0, "mode": 0, "control": 0, "malformed": 0, "handler": 0, "oversize": 0, "send_error": 0,
+			"short": 1, "truncated": 0, "version": 0, "mode": 0, "control": 0, "malformed": 0, "handler": 0, "oversize": 0, "send_error": 0, "zero_port": 0,
 		}},
 		Middleware: &Middleware{Access: &AccessStats{Allowed: 4, DeniedAddr: 1, Kissed: 1}, RateLimit: &RateLimitStats{Allowed: 4}},
 		Upstream: &UpstreamStats{Updates: 3, Sources: []UpstreamSourceStats{
@@ -294,7 +294,7 @@ func TestDaemon(t *testing.T) {
 	if err := json.Unmarshal(get(t, h, "/v1/stats", "").Body.Bytes(), &stats); err != nil {
 		t.Fatal(err)
 	}
-	if s := stats.Server; s.Requests != 1 || s.Replies != 1 || s.Kisses != 1 || s.BytesReceived != 48 || len(s.Dropped) != 9 {
+	if s := stats.Server; s.Requests != 1 || s.Replies != 1 || s.Kisses != 1 || s.BytesReceived != 48 || len(s.Dropped) != 10 {
 		t.Errorf("server stats %+v", s)
 	}
 	if m := stats.Middleware; m == nil || m.Access == nil || m.Access.DeniedAddr != 1 || m.RateLimit == nil {
