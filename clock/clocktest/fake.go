@@ -122,6 +122,20 @@ func (f *Fake) AfterFunc(d time.Duration, fn func()) clock.Timer {
 	return t
 }
 
+// Next returns the deadline of the earliest pending timer, and false
+// when none is pending. A driver of a simulation advances to it.
+func (f *Fake) Next() (time.Time, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var next time.Time
+	for i, t := range f.timers {
+		if i == 0 || t.at.Before(next) {
+			next = t.at
+		}
+	}
+	return next, len(f.timers) > 0
+}
+
 // Pending returns how many timers have not fired or been stopped.
 func (f *Fake) Pending() int {
 	f.mu.Lock()
