@@ -18,9 +18,12 @@ import (
 	"github.com/ntpkit/ntpkit/ntpwire"
 )
 
-// maxFreq bounds the frequency correction (500 ppm, as RFC 5905's
-// tolerance for a clock that can be disciplined at all).
-const maxFreq = 500e-6
+// maxFreq bounds the frequency correction: ±5000 ppm. RFC 5905 assumes
+// at most 500 ppm, but virtual machines' clocks are seen far beyond it
+// (chrony's default limit is ±500000 ppm); 5000 ppm (7 minutes a day)
+// covers them while still telling a real clock from a source that
+// jumped (see regress).
+const maxFreq = 5000e-6
 
 // minSlew is the shortest time over which an offset is slewed away: the
 // served clock follows a new estimate smoothly rather than jumping to it.
@@ -56,10 +59,16 @@ type Discipliner struct {
 	synced   bool
 	sysPeer  *source
 	freq     float64
+	freqErr  float64 // standard error of freq
+	jitter   float64 // the system peer's jitter and the fit's residuals, seconds
 	offset   float64 // last estimate minus the correction at the update, ns
 	steps    uint64
 	updates  uint64
 	rootDist time.Duration
+
+	why       string        // why the last selection did not update the clock; "" if it did
+	whyLogged string        // the reason last logged while unsynchronised
+	whyLogAt  time.Duration // raw time it was logged
 
 	everSynced bool   // synchronised at least once since start: MaxStep applies
 	refusing   bool   // the last update was refused by MaxStep
@@ -134,6 +143,7 @@ func New(sources []Source, o Options) (*Discipliner, error) {
 	d.epoch = d.base.Now()
 	d.epochWall = d.epoch.UnixNano()
 	d.precision = clock.Precision(d.base)
+	d.freqErr = freqPrior
 	d.loadDrift()
 	d.snap.Store(&snapshot{
 		epochWall: d.epochWall,
@@ -416,7 +426,43 @@ func (d *Discipliner) housekeep() {
 		s.synced = false
 		d.log.Warn("upstream: lost synchronisation", "since_update", (now - s.updated).Round(time.Millisecond))
 	}
+	d.logUnsyncLocked(now)
 	d.publishLocked(s)
+}
+
+// unsyncLogEvery is how often the reason for being unsynchronised is
+// logged again while it stays the same; unsyncLogAfter is how long after
+// start the first burst may take before it is logged at all.
+const (
+	unsyncLogEvery = 10 * time.Minute
+	unsyncLogAfter = 10 * time.Second
+)
+
+// logUnsyncLocked says why the clock is not synchronised: once when the
+// reason changes and every unsyncLogEvery while it persists.
+func (d *Discipliner) logUnsyncLocked(now time.Duration) {
+	if d.synced || d.refusing || now < unsyncLogAfter {
+		d.whyLogged = ""
+		return
+	}
+	why := d.why
+	if why == "" {
+		reach := 0
+		for _, s := range d.sources {
+			if s.reach != 0 {
+				reach++
+			}
+		}
+		why = fmt.Sprintf("no usable samples (%d of %d sources reachable)", reach, len(d.sources))
+		if d.updates > 0 {
+			why = fmt.Sprintf("holdover expired without a usable update (%d of %d sources reachable)", reach, len(d.sources))
+		}
+	}
+	if why == d.whyLogged && now-d.whyLogAt < unsyncLogEvery {
+		return
+	}
+	d.whyLogged, d.whyLogAt = why, now
+	d.log.Warn("upstream: not synchronised", "reason", why)
 }
 
 // candidate is a source taking part in one selection.
@@ -443,13 +489,19 @@ func (d *Discipliner) updateLocked(now time.Duration) {
 		case s.reach == 0 && s.polls >= 8:
 			s.state = StateUnreachable
 			continue
+		case s.samples == 0 && s.polls >= startupPolls:
+			// Never answered, not even during the start-up burst: it
+			// does not hold back the sources that did. A minority of
+			// the sources that answer still never sets the clock.
+			s.state = StateUnreachable
+			continue
 		}
 		eligible++
 		if s.reach == 0 {
 			s.state = StateInit
 			continue
 		}
-		out := s.filt.output(now, prec+ntpwire.LogToDuration(s.precision).Seconds())
+		out := s.filt.output(now, prec+ntpwire.LogToDuration(s.precision).Seconds(), d.freq)
 		if !out.ok {
 			s.state = StateInit
 			continue
@@ -477,6 +529,7 @@ func (d *Discipliner) updateLocked(now time.Duration) {
 	if len(cands) < need {
 		// Not enough sources to outvote a falseticker: keep the clock
 		// (and the states of the last selection) as they are.
+		d.why = fmt.Sprintf("%d usable of %d sources counted, %d needed to agree", len(cands), eligible, need)
 		return
 	}
 	ivs := make([]interval, len(cands))
@@ -485,6 +538,7 @@ func (d *Discipliner) updateLocked(now time.Duration) {
 	}
 	low, high, _, ok := marzullo(ivs)
 	if !ok {
+		d.why = fmt.Sprintf("no majority of the %d usable sources agree", len(cands))
 		return
 	}
 	var truech, falset []candidate
@@ -496,8 +550,10 @@ func (d *Discipliner) updateLocked(now time.Duration) {
 		truech = append(truech, c)
 	}
 	if len(truech) < need {
+		d.why = fmt.Sprintf("%d of %d usable sources agree, %d needed", len(truech), len(cands), need)
 		return
 	}
+	d.why = ""
 	for _, c := range falset {
 		c.s.state = StateFalseticker
 	}
@@ -602,7 +658,9 @@ func (d *Discipliner) apply(at time.Duration, f fit, peer *candidate, surv []can
 			d.log.Info("upstream: clock stepped", "by", time.Duration(gap))
 		}
 	}
+	d.log.Debug("upstream: update", "at", now, "gap", time.Duration(gap), "freq_ppm", f.freq*1e6, "freq_err_ppm", f.freqErr*1e6, "used", f.used, "rms", f.rms)
 	d.freq = f.freq
+	d.freqErr = f.freqErr
 	d.offset = gap
 	d.updates++
 
@@ -626,7 +684,8 @@ func (d *Discipliner) apply(at time.Duration, f fit, peer *candidate, surv []can
 	stratum := min(p.stratum+1, ntpwire.MaxStratum)
 	rootDelay := p.rootDelay + peer.out.best.delay
 	j := peer.out.jitter.Seconds()
-	rootDisp := p.rootDisp.Seconds() + peer.out.disp.Seconds() + math.Sqrt(j*j+f.rms*f.rms) + math.Abs(gap)/1e9
+	d.jitter = math.Sqrt(j*j + f.rms*f.rms)
+	rootDisp := p.rootDisp.Seconds() + peer.out.disp.Seconds() + d.jitter + math.Abs(gap)/1e9
 	next.ref = ntpwire.Reference{
 		Leap:      ntpwire.LeapNone, // the snapshot announces a scheduled leap
 		Stratum:   stratum,
@@ -727,7 +786,7 @@ func (d *Discipliner) Status() Status {
 			ss.LastSample = time.Unix(0, snap.served(d.epochWall, last.at))
 			ss.Offset = last.offset - time.Duration(snap.corr(last.at))
 			ss.Delay = last.delay
-			ss.Jitter = s.filt.output(e, 0).jitter
+			ss.Jitter = s.filt.output(e, 0, d.freq).jitter
 		}
 		st.Sources = append(st.Sources, ss)
 		st.Rejects.add(s.rej)

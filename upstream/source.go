@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math"
+	"math/bits"
 	"net"
 	"net/netip"
 	"os"
@@ -43,10 +45,24 @@ type source struct {
 	rootDelay time.Duration
 	rootDisp  time.Duration
 
+	spikes   int   // popcorn spikes suppressed in a row
+	spikeReg uint8 // which of the last eight valid replies were spikes (bit 0: the last)
+
 	// Owned by the source's goroutine (runSource), not the mutex.
 	sess   *ntske.Session // NTS session; nil before the first NTS-KE
 	keRuns int            // NTS-KE sessions since the last authenticated reply
 }
+
+// popcornErratic is how many of a source's last eight replies may be
+// spikes for them to be suppressed: a source that spikes as often as this
+// is erratic rather than unlucky, and its samples are used as they are,
+// so its jitter shows it and selection and clustering judge it.
+const popcornErratic = 4
+
+// startupPolls is how many queries a source that has never answered
+// counts towards the majority for: the start-up burst (about six seconds
+// with the default burst spacing), or four polls without one.
+const startupPolls = ibursts
 
 // ibursts is the number of quick queries at start and after a source
 // moves to a new address (ntpd and chrony send 4–8).
@@ -335,6 +351,36 @@ func (d *Discipliner) judge(s *source, p *ntpwire.Packet, t1, t4 time.Duration) 
 	return outSample, *p, sample{at: t1 + (t4-t1)/2, offset: offset, delay: delay, disp: disp}
 }
 
+// pollBudget is the fraction of the measured jitter that the frequency
+// estimate's uncertainty may add to the error over one poll interval.
+const pollBudget = 0.5
+
+// adaptPollLocked adjusts s's poll interval after a usable sample (RFC
+// 5905 §13 in spirit, with chrony's criterion): the poll doubles after
+// eight good samples in a row only while the frequency estimate is good
+// enough that the error it lets grow over the longer interval stays
+// below half the measured jitter; it halves, down to MinPoll, when a
+// sample falls further from the prediction than four times the jitter
+// (the frequency wandered) or the frequency's uncertainty alone would
+// exceed the jitter over the current interval.
+func (d *Discipliner) adaptPollLocked(s *source, smp sample) {
+	s.streak++
+	jit := max(d.jitter, 50e-6)
+	resid := math.Abs(smp.offset.Seconds() - d.predictLocked(smp.at))
+	switch {
+	case d.synced && s.poll > d.o.MinPoll && (resid > 4*jit || d.freqErr*s.poll.Seconds() > jit):
+		s.poll, s.streak = max(s.poll/2, d.o.MinPoll), 0
+	case s.streak >= 8 && s.poll < d.o.MaxPoll && (!d.synced || d.freqErr*2*s.poll.Seconds() < pollBudget*jit):
+		s.poll, s.streak = min(2*s.poll, d.o.MaxPoll), 0
+	}
+}
+
+// predictLocked returns the offset of the raw clock (seconds) that the
+// software clock applies at raw time at: what a sample should show.
+func (d *Discipliner) predictLocked(at time.Duration) float64 {
+	return d.snap.Load().corr(at) / 1e9
+}
+
 // handleLocked applies the outcome of a query to s: reachability, poll
 // interval, kisses, and the new sample to the clock. It reports whether s
 // is retired, and whether its address changed.
@@ -344,15 +390,30 @@ func (d *Discipliner) handleLocked(ctx context.Context, s *source, out outcome, 
 		s.keRuns = 0
 		s.reach |= 1
 		s.samples++
-		s.streak++
 		if s.backedOff {
 			s.poll, s.backedOff = d.o.MinPoll, false
 		}
-		if s.streak >= 8 && s.poll < d.o.MaxPoll {
-			s.poll, s.streak = min(2*s.poll, d.o.MaxPoll), 0
-		}
+		d.adaptPollLocked(s, smp)
 		s.stratum, s.leap, s.refID, s.precision = p.Stratum, p.Leap, p.RefID, p.Precision
 		s.rootDelay, s.rootDisp = p.RootDelay.Duration(), p.RootDispersion.Duration()
+		spike := s.filt.popcorn(smp, d.freq, d.freqErr)
+		s.spikeReg <<= 1
+		if spike {
+			s.spikeReg |= 1
+		}
+		if spike && bits.OnesCount8(s.spikeReg) < popcornErratic {
+			if s.spikes < popcornRun {
+				// The source answered (it stays reachable) but this
+				// offset is not used.
+				s.spikes++
+				s.rej.Popcorn++
+				return false, false
+			}
+			// Spikes in a row: the source's offset really changed.
+			// Its history describes the old one.
+			s.filt.reset()
+		}
+		s.spikes = 0
 		s.filt.add(smp)
 		d.updateLocked(smp.at)
 		return false, false
@@ -382,6 +443,13 @@ func (d *Discipliner) handleLocked(ctx context.Context, s *source, out outcome, 
 		s.rej.Timeout++
 	}
 	s.streak = 0
+	if s.samples == 0 && s.polls == startupPolls {
+		// Silent through the start-up burst: the source stops counting
+		// towards the majority (updateLocked), which may now be met by
+		// the sources that answered.
+		d.log.Warn("upstream: source has not answered; not waiting for it", "addr", s.addr.String(), "queries", s.polls)
+		d.updateLocked(d.rawNow())
+	}
 	if s.reach&0x0f == 0 && s.polls >= 4 && s.poll < d.o.MaxPoll {
 		s.poll, s.backedOff = min(2*s.poll, d.o.MaxPoll), true
 	}
