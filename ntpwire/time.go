@@ -34,6 +34,19 @@ func TimeOf(t time.Time) Time {
 	return Time(uint64(secs)<<32 + frac) // frac may carry into seconds; the add handles it
 }
 
+// StampOf returns the timestamp a packet should carry for t: TimeOf(t),
+// except that it is never 0. A zero timestamp means "unset" to every NTP
+// implementation, yet the first instant of each era (such as 2036-02-07
+// 06:28:16 UTC) encodes as 0; StampOf sends it as 1, one 2^-32 s unit
+// (233 ps) later. Use it for every receive and transmit timestamp written
+// into a packet; the zero time.Time still gives 0.
+func StampOf(t time.Time) Time {
+	if v := TimeOf(t); v != 0 || t.IsZero() {
+		return v
+	}
+	return 1
+}
+
 // Seconds returns the whole-second part of t.
 func (t Time) Seconds() uint32 { return uint32(t >> 32) }
 

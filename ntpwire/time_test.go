@@ -361,3 +361,28 @@ func TestLogToDuration(t *testing.T) {
 		prev = got
 	}
 }
+
+func TestStampOfNeverZero(t *testing.T) {
+	era1 := time.Date(2036, 2, 7, 6, 28, 16, 0, time.UTC)
+	for _, tt := range []struct {
+		t    time.Time
+		want Time
+	}{
+		{era1, 1},
+		{era1.Add(-time.Nanosecond), TimeOf(era1.Add(-time.Nanosecond))},
+		{era1.Add(time.Nanosecond), TimeOf(era1.Add(time.Nanosecond))},
+		{time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC), 1},
+		{time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC), TimeOf(time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC))},
+		{time.Time{}, 0},
+	} {
+		if got := StampOf(tt.t); got != tt.want {
+			t.Errorf("StampOf(%v) = %#x, want %#x", tt.t, got, tt.want)
+		}
+		if !tt.t.IsZero() && StampOf(tt.t) == 0 {
+			t.Errorf("StampOf(%v) = 0", tt.t)
+		}
+	}
+	if TimeOf(era1) != 0 {
+		t.Fatalf("TimeOf(%v) = %#x; the test assumes it encodes as 0", era1, TimeOf(era1))
+	}
+}

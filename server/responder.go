@@ -34,7 +34,7 @@ func (h responder) ServeNTP(w ResponseWriter, r *Request) {
 		RefID:          ref.RefID,
 		RefTime:        ref.RefTime,
 		OrigTime:       req.XmitTime,
-		RecvTime:       ntpwire.TimeOf(r.Received),
+		RecvTime:       ntpwire.StampOf(r.Received),
 	}
 	if !ref.Synchronized() {
 		// RFC 5905: an unsynchronized server says so with both fields.

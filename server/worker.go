@@ -124,7 +124,7 @@ func (w *worker) flush() {
 	failed := 0
 	for i := range out {
 		if out[i].stampXmit {
-			ntpwire.PutXmitTime(out[i].buf, ntpwire.TimeOf(w.s.src.Now()))
+			ntpwire.PutXmitTime(out[i].buf, ntpwire.StampOf(w.s.src.Now()))
 		}
 		bytes += uint64(len(out[i].buf))
 		failed += w.io.write(out[i : i+1])
@@ -179,7 +179,7 @@ func (rw *responseWriter) ReplySealed(p ntpwire.Packet, seal func(pkt []byte) ([
 		return ErrReplied
 	}
 	o := &rw.w.out[rw.w.nout]
-	p.XmitTime = ntpwire.TimeOf(rw.w.s.src.Now())
+	p.XmitTime = ntpwire.StampOf(rw.w.s.src.Now())
 	out, err := seal(p.AppendTo(o.buf[:0]))
 	if err != nil {
 		return err

@@ -20,8 +20,6 @@ import (
 // instance per goroutine waits for replies. Nothing on the loop allocates.
 
 const (
-	ringBits = 12
-	ringSize = 1 << ringBits // outstanding requests remembered per socket
 	ringMask = ringSize - 1
 	recvLen  = 512 // longest reply read whole
 	oobLen   = 64  // room for SCM_TIMESTAMPNS

@@ -33,6 +33,11 @@ import (
 // maxDuration bounds a run.
 const maxDuration = 10 * time.Minute
 
+const (
+	ringBits = 12
+	ringSize = 1 << ringBits // outstanding requests remembered per socket (the -window limit)
+)
+
 type config struct {
 	target   netip.AddrPort
 	rate     float64

@@ -46,18 +46,39 @@ fi
 echo "== go vet"
 go vet ./...
 
+echo "== go build (this platform, then cross-builds)"
+go build ./...
+for target in linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64 freebsd/amd64 freebsd/arm64; do
+	echo "-- $target"
+	GOOS=${target%/*} GOARCH=${target#*/} go build ./...
+done
+
 echo "== allocation tests without the race detector"
 go test -count=1 -run 'Alloc' ./...
 
 echo "== short fuzz runs"
+# Each target's output is kept; on a failure it is printed whole, with the
+# failing input the fuzzer wrote under testdata/fuzz, so a CI log alone
+# tells what broke and how to reproduce it.
 fuzz_time=${FUZZ_TIME:-20s}
+fuzz_log=$(mktemp)
 for pkg in $(go list ./...); do
 	dir=$(go list -f '{{.Dir}}' "$pkg")
 	for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
 		echo "-- $pkg $target ($fuzz_time)"
-		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzz_time" -fuzzminimizetime 2s "$pkg" >/dev/null
+		if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzz_time" -fuzzminimizetime 2s "$pkg" >"$fuzz_log" 2>&1; then
+			echo "FAIL: fuzz target $target in $pkg" >&2
+			cat "$fuzz_log" >&2
+			for f in $(cd "$dir" && git ls-files --others --exclude-standard "testdata/fuzz/$target" 2>/dev/null); do
+				echo "-- new failing input $dir/$f:" >&2
+				cat "$dir/$f" >&2
+			done
+			rm -f "$fuzz_log"
+			exit 1
+		fi
 	done
 done
+rm -f "$fuzz_log"
 
 echo "== go test -race (unit, interop, end-to-end)"
 log=$(mktemp)
