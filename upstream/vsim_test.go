@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -55,6 +56,8 @@ type vPeer struct {
 	OffSpikeProb float64
 	OffSpike     time.Duration
 	Stratum      uint8
+	// Kiss, when set, is the kiss-o'-death code of every reply.
+	Kiss ntpwire.RefID
 }
 
 // vHost is the host's base clock against the truth: it runs fast by
@@ -110,7 +113,9 @@ const vWalkStep = 64 * time.Second
 
 type vPeerState struct {
 	vPeer
-	rng *rand.Rand
+	rng     *rand.Rand
+	down    atomic.Bool  // set by a test: the peer stops answering
+	queries atomic.Int64 // requests received
 }
 
 func newVNet(sc vScenario) (*vNet, []upstream.Source) {
@@ -173,13 +178,14 @@ func (c *vConn) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	p := c.p
+	p.queries.Add(1)
 	// Draw every random number each time, so a peer's sequence does not
 	// depend on what happened before.
 	lost := p.rng.Float64() < p.Loss
 	j1, j2 := p.rng.ExpFloat64(), p.rng.ExpFloat64()
 	spike, spikeLeg := p.rng.Float64() < p.SpikeProb, p.rng.IntN(2)
 	offSpike := p.rng.Float64() < p.OffSpikeProb
-	if p.Dead || lost {
+	if p.Dead || lost || p.down.Load() {
 		return len(b), nil
 	}
 	d1 := p.Delay + p.Asym + time.Duration(j1*float64(p.LegJitter))
@@ -203,6 +209,9 @@ func (c *vConn) Write(b []byte) (int, error) {
 		RefID: ntpwire.RefIDString("GPS"), RefTime: ntpwire.TimeOf(t2.Add(-time.Second)),
 		RootDispersion: ntpwire.ShortOf(100 * time.Microsecond),
 		OrigTime:       req.XmitTime, RecvTime: ntpwire.TimeOf(t2), XmitTime: ntpwire.TimeOf(t3),
+	}
+	if p.Kiss != (ntpwire.RefID{}) {
+		rep = ntpwire.NewKiss(&req, p.Kiss)
 	}
 	c.mu.Lock()
 	c.reply = rep.AppendTo(c.reply[:0])
@@ -481,4 +490,144 @@ func TestRandFailureIsAnError(t *testing.T) {
 	if !strings.Contains(log.String(), "level=ERROR") || !strings.Contains(log.String(), "entropy pool on fire") {
 		t.Fatalf("the failure was not logged as an error:\n%s", log.String())
 	}
+}
+
+// peer returns the state of simulated peer i.
+func (n *vNet) peer(i int) *vPeerState {
+	return n.peers[netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}), 123)]
+}
+
+// vWorld is a Discipliner running on a vNet inside a synctest bubble,
+// for tests that script events rather than measure a scenario.
+type vWorld struct {
+	n      *vNet
+	d      *upstream.Discipliner
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startVWorld starts sc's Discipliner; call it inside synctest.Test.
+func startVWorld(t *testing.T, sc vScenario) *vWorld {
+	t.Helper()
+	n, srcs := newVNet(sc)
+	o := sc.Options
+	o.Clock, o.Dial = n.clk, n.dial
+	d, err := upstream.New(srcs, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &vWorld{n: n, d: d, cancel: cancel, done: make(chan struct{})}
+	go func() { defer close(w.done); d.Run(ctx) }()
+	t.Cleanup(func() {
+		w.cancel()
+		<-w.done
+	})
+	return w
+}
+
+// advance moves virtual time forward by dur, timer by timer, letting the
+// Discipliner's goroutines settle after each, and stops early (returning
+// true) once cond holds; cond may be nil.
+func (w *vWorld) advance(dur time.Duration, cond func() bool) bool {
+	end := w.n.clk.Now().Add(dur)
+	for {
+		synctest.Wait()
+		if cond != nil && cond() {
+			return true
+		}
+		now := w.n.clk.Now()
+		if !now.Before(end) {
+			return false
+		}
+		next, ok := w.n.clk.Next()
+		if !ok || next.After(end) {
+			next = end
+		}
+		w.n.clk.Advance(next.Sub(now))
+	}
+}
+
+// TestVHoldover: with every source gone the server holds over, then
+// reports leap alarm and stratum 16, and recovers when they return.
+func TestVHoldover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := startVWorld(t, vScenario{Peers: vPeers(3, nil), Seed: 1, Options: upstream.Options{Holdover: 10 * time.Minute}})
+		if !w.advance(10*time.Second, w.d.Synchronized) {
+			t.Fatal("not synchronised within 10 s")
+		}
+		w.advance(time.Hour, nil)
+		for i := range 3 {
+			w.n.peer(i).down.Store(true)
+		}
+		gone := w.n.clk.Now()
+		if !w.advance(time.Hour, func() bool { return !w.d.Synchronized() }) {
+			t.Fatal("still synchronised an hour after every source went away")
+		}
+		// The last update may have been up to a poll before they went.
+		if held := w.n.clk.Now().Sub(gone); held < 10*time.Minute-1024*time.Second || held > 10*time.Minute+time.Second {
+			t.Fatalf("unsynchronised %v after the sources went away; the holdover is 10 min", held)
+		}
+		if ref := w.d.Reference(); ref.Leap != ntpwire.LeapAlarm || ref.Stratum != ntpwire.MaxStratum {
+			t.Fatalf("reference %+v, want leap alarm, stratum 16", ref)
+		}
+		for i := range 3 {
+			w.n.peer(i).down.Store(false)
+		}
+		// Sources back off while unreachable, up to MaxPoll (1024 s).
+		if !w.advance(2*time.Hour, w.d.Synchronized) {
+			t.Fatal("did not recover within two hours of the sources' return")
+		}
+	})
+}
+
+// TestVKissRate: a source that answers RATE is polled more slowly.
+func TestVKissRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		peers := vPeers(3, func(i int, p *vPeer) {
+			if i == 2 {
+				p.Kiss = ntpwire.KissRate
+			}
+		})
+		w := startVWorld(t, vScenario{Peers: peers, Seed: 1, Options: upstream.Options{MinPoll: 64 * time.Second, MaxPoll: 64 * time.Second, NoIBurst: true}})
+		w.advance(time.Hour, nil)
+		good, kissed := w.n.peer(0).queries.Load(), w.n.peer(2).queries.Load()
+		st := w.d.Status()
+		ks := st.Sources[2]
+		if ks.Rejects.KissRate == 0 || ks.Poll <= 64*time.Second {
+			t.Fatalf("kissing source: %+v", ks)
+		}
+		if kissed*3 > good {
+			t.Fatalf("kissing source got %d queries, a good one %d: not slowed", kissed, good)
+		}
+		if !st.Synchronized {
+			t.Fatal("not synchronised on the two good sources")
+		}
+	})
+}
+
+// TestVKissDeny: a source that answers DENY is no longer used or polled.
+func TestVKissDeny(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		peers := vPeers(2, func(i int, p *vPeer) {
+			if i == 1 {
+				p.Kiss = ntpwire.KissDeny
+			}
+		})
+		w := startVWorld(t, vScenario{Peers: peers, Seed: 1})
+		if !w.advance(time.Minute, func() bool { return w.d.Status().Sources[1].State == upstream.StateKoD }) {
+			t.Fatal("the DENY source was not retired")
+		}
+		n := w.n.peer(1).queries.Load()
+		w.advance(time.Hour, nil)
+		if m := w.n.peer(1).queries.Load(); m != n {
+			t.Fatalf("retired source still polled: %d then %d queries", n, m)
+		}
+		if !w.d.Synchronized() {
+			t.Fatal("not synchronised on the remaining source")
+		}
+		if st := w.d.Status(); st.Rejects.KissDeny != 1 {
+			t.Fatalf("kiss_deny = %d", st.Rejects.KissDeny)
+		}
+	})
 }
