@@ -51,6 +51,10 @@ type Discipliner struct {
 	log       *slog.Logger
 	snap      atomic.Pointer[snapshot]
 	running   atomic.Bool
+	// localAddrs lists the host's own (non-loopback) addresses: a name
+	// that resolves to one of them is not polled (a pool this server has
+	// joined), and a source whose refid names one is refused (a loop).
+	localAddrs func() []netip.Addr
 
 	mu       sync.Mutex
 	sources  []*source
@@ -74,10 +78,11 @@ type Discipliner struct {
 	refusing   bool   // the last update was refused by MaxStep
 	refused    uint64 // updates refused by MaxStep
 
-	leaps      uint64        // leap seconds carried out
-	lastLeap   int64         // Unix ns of the last leap, 0 if none
-	leapRaw    time.Duration // raw time of the last leap
-	leapRawSet bool
+	leaps         uint64        // leap seconds carried out
+	lastLeap      int64         // Unix ns of the last leap, 0 if none
+	leapRaw       time.Duration // raw time of the last leap
+	leapIgnoredAt int64         // month end of the last announcement ignored (not June or December)
+	leapRawSet    bool
 
 	driftWritten  float64 // frequency last written to (or read from) the drift file
 	driftWriteAt  time.Duration
@@ -113,7 +118,7 @@ func New(sources []Source, o Options) (*Discipliner, error) {
 	if err := o.setDefaults(); err != nil {
 		return nil, err
 	}
-	d := &Discipliner{o: o, base: o.Clock, log: o.Logger, inUse: make(map[netip.AddrPort]bool)}
+	d := &Discipliner{o: o, base: o.Clock, log: o.Logger, inUse: make(map[netip.AddrPort]bool), localAddrs: interfaceAddrs}
 	for i, src := range sources {
 		name, auth, err := src.check()
 		if err == nil {
@@ -295,9 +300,14 @@ func (d *Discipliner) resolveEntry(ctx context.Context, e *entry, start func(*so
 			e.resolveFailures++
 			e.resolveErr = err.Error()
 		}
+		local := d.localAddrs()
 		for _, a := range addrs {
 			if len(added) == d.o.MaxPerName {
 				break
+			}
+			if slices.Contains(local, a) {
+				d.log.Info("upstream: skipping an address of this host", "name", e.name, "addr", a.String())
+				continue
 			}
 			if s := d.addSourceLocked(e, netip.AddrPortFrom(a, e.port)); s != nil {
 				added = append(added, s)

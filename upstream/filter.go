@@ -287,7 +287,7 @@ type fit struct {
 }
 
 // freqPrior is the standard deviation, as a fraction, of the frequency
-// error assumed before any data (100 ppm). It regularises the slope when
+// error assumed before any data (1000 ppm). It regularises the slope when
 // the samples span too short a time to estimate it, so a few noisy iburst
 // samples cannot set a wild frequency.
 const freqPrior = 1000e-6

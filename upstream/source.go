@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/ntpkit/ntpkit/clock"
@@ -147,7 +148,7 @@ func (d *Discipliner) sleep(ctx context.Context, dur time.Duration) bool {
 // s got a new address or (NTS) needs a new session, and must be
 // re-dialed; false when done.
 func (d *Discipliner) pollLoop(ctx context.Context, s *source, conn net.Conn, burst int, stamps bool) bool {
-	q := &querier{conn: conn, buf: make([]byte, 2048), stamps: stamps}
+	q := &querier{conn: conn, buf: make([]byte, 2048), stamps: stamps, own: d.ownRefIDs(conn)}
 	if stamps {
 		q.oob = make([]byte, oobLen)
 	}
@@ -195,7 +196,8 @@ func (d *Discipliner) pollLoop(ctx context.Context, s *source, conn net.Conn, bu
 type querier struct {
 	conn     net.Conn
 	buf, oob []byte
-	stamps   bool // conn delivers kernel receive timestamps
+	stamps   bool            // conn delivers kernel receive timestamps
+	own      []ntpwire.RefID // refids that name this host: a source showing one is synchronised to us
 }
 
 // query sends one request and waits for the reply that echoes it. For
@@ -307,7 +309,7 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 				continue
 			}
 		}
-		return d.judge(s, &p, t1, t4)
+		return d.judge(s, &p, t1, t4, q.own)
 	}
 }
 
@@ -319,7 +321,7 @@ func (d *Discipliner) count(s *source, f func(*Rejects)) {
 
 // judge decides whether a reply that echoes our request is usable, and
 // turns it into a sample.
-func (d *Discipliner) judge(s *source, p *ntpwire.Packet, t1, t4 time.Duration) (outcome, ntpwire.Packet, sample) {
+func (d *Discipliner) judge(s *source, p *ntpwire.Packet, t1, t4 time.Duration, own []ntpwire.RefID) (outcome, ntpwire.Packet, sample) {
 	rej := func(f func(*Rejects)) (outcome, ntpwire.Packet, sample) {
 		d.count(s, f)
 		return outRejected, *p, sample{}
@@ -343,6 +345,10 @@ func (d *Discipliner) judge(s *source, p *ntpwire.Packet, t1, t4 time.Duration) 
 		return rej(func(r *Rejects) { r.BadTime++ })
 	case p.RootDelay.Duration()/2+p.RootDispersion.Duration() > d.o.MaxDistance:
 		return rej(func(r *Rejects) { r.BadDistance++ })
+	case p.Stratum > 1 && slices.Contains(own, p.RefID):
+		// The source is synchronised to this host: using it would be a
+		// timing loop (RFC 5905 §11.2.1 drops such peers too).
+		return rej(func(r *Rejects) { r.Loop++ })
 	}
 	T1, T4 := d.ntpTime(t1), d.ntpTime(t4)
 	offset := (p.RecvTime.Sub(T1) + p.XmitTime.Sub(T4)) / 2
@@ -476,9 +482,10 @@ func (d *Discipliner) reresolveLocked(ctx context.Context, s *source) bool {
 		d.log.Warn("upstream: re-resolve failed", "name", s.e.name, "err", err)
 		return false
 	}
+	local := d.localAddrs()
 	for _, a := range addrs {
 		ap := netip.AddrPortFrom(a, s.e.port)
-		if d.inUse[ap] {
+		if d.inUse[ap] || slices.Contains(local, a) {
 			continue
 		}
 		d.log.Info("upstream: unreachable source replaced", "name", s.e.name, "old", s.addr.String(), "new", ap.String())
@@ -491,6 +498,37 @@ func (d *Discipliner) reresolveLocked(ctx context.Context, s *source) bool {
 		return true
 	}
 	return false
+}
+
+// ownRefIDs returns the refids that would name this host to a source
+// reached over conn: its local address and the host's interface addresses.
+func (d *Discipliner) ownRefIDs(conn net.Conn) []ntpwire.RefID {
+	var own []ntpwire.RefID
+	if ua, ok := conn.LocalAddr().(*net.UDPAddr); ok {
+		if ap := ua.AddrPort(); ap.Addr().IsValid() && !ap.Addr().IsUnspecified() {
+			own = append(own, ntpwire.RefIDFromAddr(ap.Addr()))
+		}
+	}
+	for _, a := range d.localAddrs() {
+		own = append(own, ntpwire.RefIDFromAddr(a))
+	}
+	return own
+}
+
+// interfaceAddrs returns the host's interface addresses, except loopback
+// ones; nil if they cannot be listed.
+func interfaceAddrs() []netip.Addr {
+	as, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range as {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && !p.Addr().IsLoopback() {
+			out = append(out, p.Addr().Unmap())
+		}
+	}
+	return out
 }
 
 // log2 returns the poll exponent for d, rounded up.

@@ -28,6 +28,7 @@ type rejectsJSON struct {
 	Auth        uint64 `json:"auth"`
 	NTSNAK      uint64 `json:"nts_nak"`
 	KEFailed    uint64 `json:"ke_failed"`
+	Loop        uint64 `json:"loop"`
 	Popcorn     uint64 `json:"popcorn"`
 }
 
