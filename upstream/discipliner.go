@@ -51,6 +51,9 @@ type Discipliner struct {
 	log       *slog.Logger
 	snap      atomic.Pointer[snapshot]
 	running   atomic.Bool
+	// wallNow, when set (tests), reads the system clock's wall time
+	// separately from the base clock, so a test can step it.
+	wallNow func() int64
 	// localAddrs lists the host's own (non-loopback) addresses: a name
 	// that resolves to one of them is not polled (a pool this server has
 	// joined), and a source whose refid names one is refused (a loop).
@@ -383,15 +386,47 @@ func (d *Discipliner) Now() time.Time {
 // clock reading of the base clock. It is only meaningful when the base
 // clock is the system clock (the default); a server serving a Discipliner
 // built on another clock should set server.Server.UserTimestamps.
+//
+// A wall-clock reading is mapped with the wall-to-monotonic offset read
+// now. If that offset moved by more than wallStepTolerance since it was
+// last refreshed (every second), the system clock was stepped by someone
+// (timesyncd, a host daemon, an administrator) and sys may come from
+// either side of the step; and a reading that maps into the future or
+// more than maxStampAge into the past is not from the current mapping
+// either. Then FromSystem returns the current time instead: a reply's
+// receive and transmit timestamps always come from one mapping, never a
+// receive timestamp off by the step.
 func (d *Discipliner) FromSystem(sys time.Time) time.Time {
 	s := d.snap.Load()
-	var e time.Duration
 	if w := sys.Round(0); w != sys {
-		e = sys.Sub(d.epoch) // has a monotonic reading
-	} else {
-		e = time.Duration(sys.UnixNano()-d.epochWall) - s.wallMono
+		return time.Unix(0, s.served(d.epochWall, sys.Sub(d.epoch))) // has a monotonic reading
+	}
+	wall, raw := d.wallRaw()
+	fresh := time.Duration(wall-d.epochWall) - raw
+	e := time.Duration(sys.UnixNano()-d.epochWall) - fresh
+	if (fresh-s.wallMono).Abs() > wallStepTolerance || e > raw || e < raw-maxStampAge {
+		e = raw
 	}
 	return time.Unix(0, s.served(d.epochWall, e))
+}
+
+// wallStepTolerance is how far the system clock's wall-minus-monotonic
+// offset may move between refreshes (a second apart) without being taken
+// for a step: a kernel slewing at its 500 ppm limit moves it 0.5 ms.
+const wallStepTolerance = time.Millisecond
+
+// maxStampAge is the oldest a kernel receive timestamp may be when it is
+// mapped.
+const maxStampAge = time.Second
+
+// wallRaw returns a wall-clock reading of the base clock (Unix
+// nanoseconds) and the raw time at that moment, from one reading.
+func (d *Discipliner) wallRaw() (int64, time.Duration) {
+	if d.wallNow != nil {
+		return d.wallNow(), d.rawNow()
+	}
+	now := d.base.Now()
+	return now.UnixNano(), d.elapsed(now)
 }
 
 // Precision returns the base clock's precision in log2 seconds.
@@ -413,12 +448,15 @@ func (d *Discipliner) Synchronized() bool { return d.Reference().Synchronized() 
 // publishLocked stores a new snapshot, refreshing the wall-minus-monotonic
 // difference that FromSystem uses for kernel timestamps.
 func (d *Discipliner) publishLocked(s snapshot) {
-	now := d.base.Now()
-	s.wallMono = time.Duration(now.UnixNano()-d.epochWall) - d.elapsed(now)
+	wall, raw := d.wallRaw()
+	s.wallMono = time.Duration(wall-d.epochWall) - raw
 	// Readers never see time go back: not after a backward step, nor
 	// when a new curve starts a little below the old one.
 	if old := d.snap.Load(); old != nil {
-		s.floor = max(s.floor, old.served(d.epochWall, d.elapsed(now)))
+		s.floor = max(s.floor, old.served(d.epochWall, raw))
+		if step := s.wallMono - old.wallMono; step.Abs() > wallStepTolerance {
+			d.log.Warn("upstream: system clock stepped; served time unaffected, kernel receive stamps remapped", "by", step)
+		}
 	}
 	d.snap.Store(&s)
 }

@@ -443,3 +443,46 @@ func TestPoolSkipsOwnAddress(t *testing.T) {
 		t.Fatalf("sources %v, want only %v", got, other)
 	}
 }
+
+// TestFromSystemAcrossHostStep: the system clock (wall time) is stepped
+// by someone else while the served time runs on the monotonic base clock.
+// Until the next refresh, a kernel stamp cannot be told to be before or
+// after the step, so FromSystem serves the current time rather than a
+// receive timestamp off by the step; after the refresh, stamps map
+// exactly again.
+func TestFromSystemAcrossHostStep(t *testing.T) {
+	r := newRig(t, 1, Options{})
+	d := r.d
+	var wallShift time.Duration // the system clock minus the base clock
+	d.wallNow = func() int64 { return r.clk.Now().Add(wallShift).UnixNano() }
+	r.reply(0, 0, 0, ntpwire.Packet{})
+	d.housekeep()
+	sysNow := func() time.Time { return r.clk.Now().Add(wallShift).Round(0) }
+
+	// No step: a stamp 3 ms old maps to the served time 3 ms ago.
+	stamp := sysNow()
+	r.clk.Advance(3 * time.Millisecond)
+	if got := d.Now().Sub(d.FromSystem(stamp)); got < 2900*time.Microsecond || got > 3100*time.Microsecond {
+		t.Fatalf("stamp 3 ms old mapped %v before now", got)
+	}
+	for _, step := range []time.Duration{-time.Hour, -300 * time.Millisecond, 300 * time.Millisecond, time.Hour} {
+		stamp := sysNow() // taken before the step
+		r.clk.Advance(time.Millisecond)
+		wallShift += step
+		now := d.Now()
+		got := d.FromSystem(stamp)
+		if off := now.Sub(got); off < 0 || off > time.Millisecond {
+			t.Fatalf("step %v: stamp taken before it mapped %v before now, want within [0, 1ms]", step, off)
+		}
+		stamp = sysNow() // taken after the step, before the refresh
+		if off := d.Now().Sub(d.FromSystem(stamp)); off < 0 || off > time.Millisecond {
+			t.Fatalf("step %v: stamp taken after it mapped %v before now", step, off)
+		}
+		d.housekeep() // the once-a-second refresh
+		stamp = sysNow()
+		r.clk.Advance(2 * time.Millisecond)
+		if off := d.Now().Sub(d.FromSystem(stamp)); off < 1900*time.Microsecond || off > 2100*time.Microsecond {
+			t.Fatalf("step %v: after the refresh a stamp 2 ms old mapped %v before now", step, off)
+		}
+	}
+}
