@@ -67,6 +67,9 @@ type Discipliner struct {
 	sysPeer  *source
 	freq     float64
 	freqErr  float64 // standard error of freq
+	// fitPerSource is how many samples per source the last fit kept: few
+	// means the frequency wandered and old samples no longer fit.
+	fitPerSource int
 	jitter   float64 // the system peer's jitter and the fit's residuals, seconds
 	offset   float64 // last estimate minus the correction at the update, ns
 	steps    uint64
@@ -556,6 +559,7 @@ func (d *Discipliner) updateLocked(now time.Duration) {
 		}
 		dist := (s.rootDelay+out.best.delay).Seconds()/2 + s.rootDisp.Seconds() + out.disp.Seconds() + out.jitter.Seconds()
 		s.dist = seconds(dist)
+		s.jitter = out.jitter.Seconds()
 		if s.dist > d.o.MaxDistance {
 			s.state = StateUnreachable
 			continue
@@ -709,6 +713,7 @@ func (d *Discipliner) apply(at time.Duration, f fit, peer *candidate, surv []can
 	d.log.Debug("upstream: update", "at", now, "gap", time.Duration(gap), "freq_ppm", f.freq*1e6, "freq_err_ppm", f.freqErr*1e6, "used", f.used, "rms", f.rms)
 	d.freq = f.freq
 	d.freqErr = f.freqErr
+	d.fitPerSource = f.used / len(surv)
 	d.offset = gap
 	d.updates++
 

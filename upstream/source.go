@@ -37,6 +37,7 @@ type source struct {
 
 	filt      filter
 	dist      time.Duration
+	jitter    float64 // the clock filter's jitter at the last selection, seconds
 	samples   uint64
 	rej       Rejects
 	stratum   uint8
@@ -361,20 +362,27 @@ func (d *Discipliner) judge(s *source, p *ntpwire.Packet, t1, t4 time.Duration, 
 // estimate's uncertainty may add to the error over one poll interval.
 const pollBudget = 0.5
 
+// pollTarget is how many samples per source the frequency fit should
+// keep (chrony's polltarget): when it keeps fewer, the frequency is
+// wandering faster than the samples come, and the poll shortens.
+const pollTarget = 8
+
 // adaptPollLocked adjusts s's poll interval after a usable sample (RFC
-// 5905 §13 in spirit, with chrony's criterion): the poll doubles after
-// eight good samples in a row only while the frequency estimate is good
+// 5905 §13's aim with chrony's criteria). It halves, down to MinPoll,
+// when the sample falls further from the software clock's prediction
+// than three times the source's jitter (the frequency moved), when the
+// last fit kept fewer than pollTarget samples per source (the frequency
+// wanders), or when the frequency's uncertainty alone would exceed the
+// jitter over the current interval. It doubles after eight good samples
+// in a row, up to MaxPoll, only while the frequency estimate is good
 // enough that the error it lets grow over the longer interval stays
-// below half the measured jitter; it halves, down to MinPoll, when a
-// sample falls further from the prediction than four times the jitter
-// (the frequency wandered) or the frequency's uncertainty alone would
-// exceed the jitter over the current interval.
+// below half the jitter.
 func (d *Discipliner) adaptPollLocked(s *source, smp sample) {
 	s.streak++
-	jit := max(d.jitter, 50e-6)
+	jit := max(s.jitter, 50e-6)
 	resid := math.Abs(smp.offset.Seconds() - d.predictLocked(smp.at))
 	switch {
-	case d.synced && s.poll > d.o.MinPoll && (resid > 4*jit || d.freqErr*s.poll.Seconds() > jit):
+	case d.synced && s.poll > d.o.MinPoll && (resid > 3*jit || d.fitPerSource < pollTarget || d.freqErr*s.poll.Seconds() > jit):
 		s.poll, s.streak = max(s.poll/2, d.o.MinPoll), 0
 	case s.streak >= 8 && s.poll < d.o.MaxPoll && (!d.synced || d.freqErr*2*s.poll.Seconds() < pollBudget*jit):
 		s.poll, s.streak = min(2*s.poll, d.o.MaxPoll), 0

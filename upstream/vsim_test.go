@@ -65,6 +65,9 @@ type vPeer struct {
 type vHost struct {
 	FreqPPM   float64
 	WanderPPM float64
+	// StepPPM is added to the frequency at StepAt (a temperature change).
+	StepPPM float64
+	StepAt  time.Duration
 }
 
 // vScenario is one row of the simulation table.
@@ -83,6 +86,7 @@ type vResult struct {
 	FirstSync                           time.Duration // -1 if never
 	MaxAt                               time.Duration // when the largest error was seen
 	MaxFirstHour                        time.Duration // largest error while settling
+	MeanPoll                            time.Duration // mean poll interval of the answering sources after the first hour
 	RMS, P99, Max                       time.Duration
 	DispMean, DispMax                   time.Duration // served root dispersion while synchronised
 	Unsynced                            float64       // fraction of samples (after the first minute) not synchronised
@@ -125,7 +129,10 @@ func newVNet(sc vScenario) (*vNet, []upstream.Source) {
 	f := sc.Host.FreqPPM * 1e-6
 	sigma := sc.Host.WanderPPM * 1e-6 * math.Sqrt(vWalkStep.Hours())
 	off := 0.0
-	for range segs {
+	for i := range segs {
+		if sc.Host.StepPPM != 0 && time.Duration(i)*vWalkStep == sc.Host.StepAt.Truncate(vWalkStep) {
+			f += sc.Host.StepPPM * 1e-6
+		}
 		n.walk = append(n.walk, f)
 		n.walkOff = append(n.walkOff, off)
 		off -= f * vWalkStep.Seconds() // a fast host is ahead: truth - host decreases
@@ -264,7 +271,7 @@ func runVSim(t *testing.T, sc vScenario, logTo io.Writer) vResult {
 			}
 		}
 		var errs []float64
-		var dispSum, dispMax time.Duration
+		var dispSum, dispMax, pollSum time.Duration
 		var samples, unsynced int
 		res.FirstSync = -1
 		end := vStart.Add(sc.Duration)
@@ -291,6 +298,17 @@ func runVSim(t *testing.T, sc vScenario, logTo io.Writer) vResult {
 					if el < vSettle {
 						res.MaxFirstHour = max(res.MaxFirstHour, e.Abs())
 					} else {
+						var sum time.Duration
+						var k int
+						for _, src := range d.Status().Sources {
+							if src.Reach != 0 {
+								sum += src.Poll
+								k++
+							}
+						}
+						if k > 0 {
+							pollSum += sum / time.Duration(k)
+						}
 						errs = append(errs, e.Seconds())
 						if e.Abs() > res.Max {
 							res.Max, res.MaxAt = e.Abs(), el
@@ -336,6 +354,7 @@ func runVSim(t *testing.T, sc vScenario, logTo io.Writer) vResult {
 			res.RMS = time.Duration(math.Sqrt(sq/float64(len(errs))) * 1e9)
 			res.P99 = time.Duration(abs[min(len(abs)-1, len(abs)*99/100)] * 1e9)
 			res.DispMean = dispSum / time.Duration(len(errs))
+			res.MeanPoll = pollSum / time.Duration(len(errs))
 			res.DispMax = dispMax
 		}
 		if samples > 0 {
@@ -373,6 +392,7 @@ func vScenarios(dur time.Duration) []vScenario {
 		{Name: "freq +1000ppm", Peers: vPeers(4, nil), Host: vHost{FreqPPM: 1000}},
 		{Name: "freq -1000ppm", Peers: vPeers(4, nil), Host: vHost{FreqPPM: -1000}},
 		{Name: "wander 0.5ppm/√h", Peers: vPeers(4, nil), Host: vHost{FreqPPM: 20, WanderPPM: 0.5}},
+		{Name: "freq step 2ppm at 12h", Peers: vPeers(4, nil), Host: vHost{FreqPPM: 20, StepPPM: 2, StepAt: 12 * time.Hour}},
 		{Name: "popcorn: 10% legs +80ms", Peers: vPeers(4, func(_ int, p *vPeer) { p.SpikeProb, p.Spike = 0.1, 80*time.Millisecond })},
 		{Name: "popcorn: 1 src 10% +50ms off", Peers: vPeers(4, func(i int, p *vPeer) {
 			if i == 0 {
@@ -422,7 +442,7 @@ func TestVSim(t *testing.T) {
 	dur := 24 * time.Hour
 	results := make(map[string]vResult)
 	t.Logf("24 simulated hours, polls 64-1024 s; errors and dispersion after the first hour")
-	t.Logf("%-30s %7s %8s %8s %8s %9s %9s %10s %7s", "scenario", "sync s", "rms ms", "p99 ms", "max ms", "max1h ms", "disp ms", "dispmax ms", "unsync")
+	t.Logf("%-30s %7s %8s %8s %8s %9s %9s %10s %7s %6s", "scenario", "sync s", "rms ms", "p99 ms", "max ms", "max1h ms", "disp ms", "dispmax ms", "unsync", "poll s")
 	for _, sc := range vScenarios(dur) {
 		r := runVSim(t, sc, nil)
 		results[sc.Name] = r
@@ -430,7 +450,7 @@ func TestVSim(t *testing.T) {
 		if r.FirstSync >= 0 {
 			sync = fmt.Sprintf("%.1f", r.FirstSync.Seconds())
 		}
-		t.Logf("%-30s %7s %8s %8s %8s %9s %9s %10s %6.2f%%", sc.Name, sync, vFmt(r.RMS), vFmt(r.P99), vFmt(r.Max), vFmt(r.MaxFirstHour), vFmt(r.DispMean), vFmt(r.DispMax), 100*r.Unsynced)
+		t.Logf("%-30s %7s %8s %8s %8s %9s %9s %10s %6.2f%% %6.0f", sc.Name, sync, vFmt(r.RMS), vFmt(r.P99), vFmt(r.Max), vFmt(r.MaxFirstHour), vFmt(r.DispMean), vFmt(r.DispMax), 100*r.Unsynced, r.MeanPoll.Seconds())
 	}
 	checkVSim(t, results)
 }
