@@ -36,7 +36,7 @@ func serveNTP(t *testing.T, mw server.Middleware) int {
 		t.Fatal(err)
 	}
 	src := server.NewLocalSource(clock.System{}, 3)
-	h := server.Responder(src)
+	h := server.Responder()
 	if mw != nil {
 		h = server.Chain(h, mw)
 	}

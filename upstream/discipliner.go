@@ -59,22 +59,22 @@ type Discipliner struct {
 	// joined), and a source whose refid names one is refused (a loop).
 	localAddrs func() []netip.Addr
 
-	mu       sync.Mutex
-	sources  []*source
-	inUse    map[netip.AddrPort]bool
-	pending  int // names not yet resolved once
-	synced   bool
-	sysPeer  *source
-	freq     float64
-	freqErr  float64 // standard error of freq
+	mu      sync.Mutex
+	sources []*source
+	inUse   map[netip.AddrPort]bool
+	pending int // names not yet resolved once
+	synced  bool
+	sysPeer *source
+	freq    float64
+	freqErr float64 // standard error of freq
 	// fitPerSource is how many samples per source the last fit kept: few
 	// means the frequency wandered and old samples no longer fit.
 	fitPerSource int
-	jitter   float64 // the system peer's jitter and the fit's residuals, seconds
-	offset   float64 // last estimate minus the correction at the update, ns
-	steps    uint64
-	updates  uint64
-	rootDist time.Duration
+	jitter       float64 // the system peer's jitter and the fit's residuals, seconds
+	offset       float64 // last estimate minus the correction at the update, ns
+	steps        uint64
+	updates      uint64
+	rootDist     time.Duration
 
 	why       string        // why the last selection did not update the clock; "" if it did
 	whyLogged string        // the reason last logged while unsynchronised
