@@ -581,7 +581,13 @@ func (d *Discipliner) updateLocked(now time.Duration) {
 	if len(cands) < need {
 		// Not enough sources to outvote a falseticker: keep the clock
 		// (and the states of the last selection) as they are.
-		d.why = fmt.Sprintf("%d usable of %d sources counted, %d needed to agree", len(cands), eligible, need)
+		reach := 0
+		for _, s := range d.sources {
+			if s.reach != 0 {
+				reach++
+			}
+		}
+		d.why = fmt.Sprintf("%d usable sources, %d needed to agree (%d of %d sources reachable)", len(cands), need, reach, len(d.sources))
 		return
 	}
 	ivs := make([]interval, len(cands))

@@ -651,3 +651,42 @@ func TestVKissDeny(t *testing.T) {
 		}
 	})
 }
+
+// TestVUnsyncReasonLogged: with every source dead the Discipliner says
+// why it is not synchronised, once when the reason appears and then every
+// ten minutes, not at every housekeeping tick.
+func TestVUnsyncReasonLogged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var log syncBuf
+		sc := vScenario{Peers: vPeers(2, func(_ int, p *vPeer) { p.Dead = true }), Seed: 1}
+		sc.Options.Logger = slog.New(slog.NewTextHandler(&log, nil))
+		w := startVWorld(t, sc)
+		w.advance(30*time.Minute+5*time.Second, nil)
+		got := strings.Count(log.String(), "upstream: not synchronised")
+		// At 10 s, 10 min 10 s, 20 min 10 s, 30 min 10 s... within 30 min 5 s: 3 or 4 (the reason may change once as sources are given up).
+		if got < 3 || got > 5 {
+			t.Fatalf("logged the reason %d times in 30 minutes, want 3–5:\n%s", got, log.String())
+		}
+		if !strings.Contains(log.String(), "reachable") {
+			t.Fatalf("the reason does not say how many sources are reachable:\n%s", log.String())
+		}
+	})
+}
+
+// syncBuf is a bytes.Buffer safe for the Discipliner's goroutines.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
