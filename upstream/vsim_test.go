@@ -119,6 +119,7 @@ type vPeerState struct {
 	vPeer
 	rng     *rand.Rand
 	down    atomic.Bool  // set by a test: the peer stops answering
+	shift   atomic.Int64 // set by a test: added to the time it serves, ns
 	queries atomic.Int64 // requests received
 }
 
@@ -204,7 +205,7 @@ func (c *vConn) Write(b []byte) (int, error) {
 			d2 += p.Spike
 		}
 	}
-	off := p.Offset
+	off := p.Offset + time.Duration(p.shift.Load())
 	if offSpike {
 		off += p.OffSpike
 	}
@@ -689,4 +690,79 @@ func (s *syncBuf) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// vError returns the served time minus the true time now.
+func (w *vWorld) vError() time.Duration {
+	now := w.n.clk.Now()
+	return w.d.Now().Sub(now.Add(w.n.trueOffset(now)))
+}
+
+// TestVMajorityJumpsTenYears: once synchronised, all sources jump ten
+// years. The Discipliner refuses the step (MaxStep), says it is
+// unsynchronised and keeps serving its own time; when the sources come
+// back it synchronises again.
+func TestVMajorityJumpsTenYears(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := startVWorld(t, vScenario{Peers: vPeers(3, nil), Seed: 1, Host: vHost{FreqPPM: 50}, Options: upstream.Options{Holdover: 3 * time.Hour}})
+		if !w.advance(10*time.Second, w.d.Synchronized) {
+			t.Fatal("not synchronised within 10 s")
+		}
+		w.advance(2*time.Hour, nil)
+		for i := range 3 {
+			w.n.peer(i).shift.Store(int64(tenYears))
+		}
+		if !w.advance(2*time.Hour, func() bool {
+			if e := w.vError(); e.Abs() > time.Second {
+				t.Fatalf("followed the jump: served time %v off", e)
+			}
+			return w.d.Status().RefusedSteps > 0
+		}) {
+			t.Fatal("the 10-year step was never refused")
+		}
+		if ref := w.d.Reference(); ref.Leap != ntpwire.LeapAlarm || ref.Stratum != ntpwire.MaxStratum {
+			t.Fatalf("after refusing: reference %+v, want leap alarm and stratum 16", ref)
+		}
+		// An hour of free-running on the frequency estimate.
+		w.advance(time.Hour, nil)
+		if e := w.vError(); e.Abs() > 5*time.Millisecond {
+			t.Fatalf("served time %v off after an hour of refusing", e)
+		}
+		for i := range 3 {
+			w.n.peer(i).shift.Store(0)
+		}
+		if !w.advance(2*time.Hour, w.d.Synchronized) {
+			t.Fatal("not synchronised again within 2 h of the sources' return")
+		}
+		w.advance(time.Hour, nil)
+		if e := w.vError(); e.Abs() > time.Millisecond {
+			t.Fatalf("served time %v off after recovery", e)
+		}
+	})
+}
+
+// TestVAllSourcesTimeOut: no source ever answers. The Discipliner stays
+// unsynchronised (leap alarm, stratum 16), counts the timeouts and serves
+// the base clock.
+func TestVAllSourcesTimeOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := startVWorld(t, vScenario{Peers: vPeers(3, func(_ int, p *vPeer) { p.Dead = true }), Seed: 1, Options: upstream.Options{NoIBurst: true}})
+		if !w.advance(24*time.Hour, func() bool {
+			for _, s := range w.d.Status().Sources {
+				if s.State != upstream.StateUnreachable || s.Rejects.Timeout < 8 {
+					return false
+				}
+			}
+			return true
+		}) {
+			t.Fatalf("not every source unreachable after a day: %+v", w.d.Status().Sources)
+		}
+		ref := w.d.Reference()
+		if ref.Leap != ntpwire.LeapAlarm || ref.Stratum != ntpwire.MaxStratum || w.d.Status().Updates != 0 {
+			t.Fatalf("reference %+v, updates %d: want unsynchronised", ref, w.d.Status().Updates)
+		}
+		if got := w.d.Now(); !got.Equal(w.n.clk.Now()) {
+			t.Fatalf("unsynchronised clock serves %v, base clock %v", got, w.n.clk.Now())
+		}
+	})
 }
