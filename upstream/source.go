@@ -2,10 +2,7 @@ package upstream
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
-	"io"
 	"math"
 	"math/bits"
 	"net"
@@ -15,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ntpkit/ntpkit/clock"
+	"github.com/ntpkit/ntpkit/internal/ntpclient"
 	"github.com/ntpkit/ntpkit/internal/ntske"
 	"github.com/ntpkit/ntpkit/ntpwire"
 	"github.com/ntpkit/ntpkit/server/symkey"
@@ -207,12 +205,8 @@ type querier struct {
 // ignored, as a forger's would be.
 func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout time.Duration) (outcome, ntpwire.Packet, sample) {
 	conn, buf := q.conn, q.buf
-	var xmit [8]byte
-	r := d.o.Rand
-	if r == nil {
-		r = rand.Reader
-	}
-	if _, err := io.ReadFull(r, xmit[:]); err != nil {
+	req, err := ntpclient.Request(d.o.Rand, 4)
+	if err != nil {
 		// A caller's reader failed: nothing is sent (a predictable
 		// transmit timestamp would let replies be spoofed). The query
 		// counts as lost, and the error is logged.
@@ -221,15 +215,9 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 		return outTimeout, ntpwire.Packet{}, sample{}
 	}
 	d.mu.Lock()
-	poll := max(s.poll, s.pollFloor)
+	req.Poll = log2(max(s.poll, s.pollFloor))
 	d.mu.Unlock()
-	req := ntpwire.Packet{
-		Version:   4,
-		Mode:      ntpwire.ModeClient,
-		Poll:      log2(poll),
-		Precision: d.precision,
-		XmitTime:  ntpwire.Time(binary.BigEndian.Uint64(xmit[:])),
-	}
+	req.Precision = d.precision
 	var (
 		out     []byte
 		pending *ntske.Pending
@@ -259,16 +247,25 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 		waitOut()
 		return outTimeout, ntpwire.Packet{}, sample{}
 	}
-	for {
-		n, rx, err := readStamped(conn, buf, q.oob)
-		t4 := d.rawNow()
-		if !rx.IsZero() {
-			// The kernel's stamp is a wall-clock reading: put it on the
-			// raw timescale, and use it only if it is plausible.
-			if k := time.Duration(rx.UnixNano()-d.epochWall) - d.snap.Load().wallMono; k >= t1 && k <= t4 {
-				t4 = k
+	var t4 time.Duration
+	read := func(b []byte) (int, time.Time, error) {
+		n, rx, err := readStamped(conn, b, q.oob)
+		t4 = d.rawNow()
+		return n, rx, err
+	}
+	skipped := func(why ntpclient.Skip) {
+		d.count(s, func(r *Rejects) {
+			if why == ntpclient.SkipMalformed {
+				r.Malformed++
+			} else {
+				r.BadOrigin++
 			}
-		}
+		})
+	}
+	for {
+		// Anti-spoofing first: only a reply echoing our random transmit
+		// timestamp is looked at further, kisses included.
+		p, n, rx, err := ntpclient.ReadReply(read, buf, req.XmitTime, skipped)
 		if err != nil {
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
 				// ICMP unreachable and the like: wait out the timeout
@@ -278,16 +275,12 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 			}
 			return outTimeout, ntpwire.Packet{}, sample{}
 		}
-		var p ntpwire.Packet
-		if p.Decode(buf[:n]) != nil {
-			d.count(s, func(r *Rejects) { r.Malformed++ })
-			continue
-		}
-		// Anti-spoofing first: only a reply echoing our random transmit
-		// timestamp is looked at further, kisses included.
-		if p.OrigTime != req.XmitTime {
-			d.count(s, func(r *Rejects) { r.BadOrigin++ })
-			continue
+		if !rx.IsZero() {
+			// The kernel's stamp is a wall-clock reading: put it on the
+			// raw timescale, and use it only if it is plausible.
+			if k := time.Duration(rx.UnixNano()-d.epochWall) - d.snap.Load().wallMono; k >= t1 && k <= t4 {
+				t4 = k
+			}
 		}
 		switch {
 		case pending != nil:
