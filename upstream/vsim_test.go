@@ -68,6 +68,11 @@ type vHost struct {
 	// StepPPM is added to the frequency at StepAt (a temperature change).
 	StepPPM float64
 	StepAt  time.Duration
+	// WallStep steps the host's system clock (wall time, not the
+	// monotonic base clock) at WallStepAt, as timesyncd or an
+	// administrator would.
+	WallStep   time.Duration
+	WallStepAt time.Duration
 }
 
 // vScenario is one row of the simulation table.
@@ -87,6 +92,7 @@ type vResult struct {
 	MaxAt                               time.Duration // when the largest error was seen
 	MaxFirstHour                        time.Duration // largest error while settling
 	MeanPoll                            time.Duration // mean poll interval of the answering sources after the first hour
+	MaxT2                               time.Duration // largest error of a kernel receive stamp mapped by FromSystem
 	RMS, P99, Max                       time.Duration
 	DispMean, DispMax                   time.Duration // served root dispersion while synchronised
 	Unsynced                            float64       // fraction of samples (after the first minute) not synchronised
@@ -261,6 +267,16 @@ func runVSim(t *testing.T, sc vScenario, logTo io.Writer) vResult {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The system clock's wall time: the base clock, stepped by
+		// WallStep at WallStepAt.
+		sysWall := func() time.Time {
+			now := n.clk.Now()
+			if sc.Host.WallStep != 0 && now.Sub(vStart) >= sc.Host.WallStepAt {
+				return now.Add(sc.Host.WallStep)
+			}
+			return now
+		}
+		upstream.SetWallNow(d, func() int64 { return sysWall().UnixNano() })
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); d.Run(ctx) }()
@@ -276,7 +292,10 @@ func runVSim(t *testing.T, sc vScenario, logTo io.Writer) vResult {
 		var samples, unsynced int
 		res.FirstSync = -1
 		end := vStart.Add(sc.Duration)
-		nextSample := vStart
+		// Samples fall half-way between the Discipliner's once-a-second
+		// housekeeping, so they see the moment after a host clock step
+		// and before the refresh.
+		nextSample := vStart.Add(500 * time.Millisecond)
 		for {
 			synctest.Wait()
 			now := n.clk.Now()
@@ -291,6 +310,9 @@ func runVSim(t *testing.T, sc vScenario, logTo io.Writer) vResult {
 				nextSample = nextSample.Add(every)
 				ref := d.Reference()
 				el := now.Sub(vStart)
+				// A request received now, stamped by the kernel on the
+				// system clock: its T2 must be the served time now.
+				res.MaxT2 = max(res.MaxT2, d.FromSystem(sysWall()).Sub(d.Now()).Abs())
 				if ref.Synchronized() {
 					if res.FirstSync < 0 {
 						res.FirstSync = el
@@ -411,6 +433,7 @@ func vScenarios(dur time.Duration) []vScenario {
 		{Name: "dead 1 of 2", Peers: vPeers(2, func(i int, p *vPeer) { p.Dead = i == 1 })},
 		{Name: "dead 1 of 3", Peers: vPeers(3, func(i int, p *vPeer) { p.Dead = i == 2 })},
 		{Name: "dead 2 of 4", Peers: vPeers(4, func(i int, p *vPeer) { p.Dead = i >= 2 })},
+		{Name: "host clock step +5s at 12h", Peers: vPeers(4, nil), Host: vHost{WallStep: 5 * time.Second, WallStepAt: 12*time.Hour + 200*time.Millisecond}},
 		{Name: "falseticker 1 of 4 (+500ms)", Peers: vPeers(4, func(i int, p *vPeer) {
 			if i == 3 {
 				p.Offset = 500 * time.Millisecond
@@ -443,7 +466,7 @@ func TestVSim(t *testing.T) {
 	dur := 24 * time.Hour
 	results := make(map[string]vResult)
 	t.Logf("24 simulated hours, polls 64-1024 s; errors and dispersion after the first hour")
-	t.Logf("%-30s %7s %8s %8s %8s %9s %9s %10s %7s %6s", "scenario", "sync s", "rms ms", "p99 ms", "max ms", "max1h ms", "disp ms", "dispmax ms", "unsync", "poll s")
+	t.Logf("%-30s %7s %8s %8s %8s %9s %9s %10s %7s %6s %6s", "scenario", "sync s", "rms ms", "p99 ms", "max ms", "max1h ms", "disp ms", "dispmax ms", "unsync", "poll s", "T2 ms")
 	for _, sc := range vScenarios(dur) {
 		r := runVSim(t, sc, nil)
 		results[sc.Name] = r
@@ -451,7 +474,7 @@ func TestVSim(t *testing.T) {
 		if r.FirstSync >= 0 {
 			sync = fmt.Sprintf("%.1f", r.FirstSync.Seconds())
 		}
-		t.Logf("%-30s %7s %8s %8s %8s %9s %9s %10s %6.2f%% %6.0f", sc.Name, sync, vFmt(r.RMS), vFmt(r.P99), vFmt(r.Max), vFmt(r.MaxFirstHour), vFmt(r.DispMean), vFmt(r.DispMax), 100*r.Unsynced, r.MeanPoll.Seconds())
+		t.Logf("%-30s %7s %8s %8s %8s %9s %9s %10s %6.2f%% %6.0f %6s", sc.Name, sync, vFmt(r.RMS), vFmt(r.P99), vFmt(r.Max), vFmt(r.MaxFirstHour), vFmt(r.DispMean), vFmt(r.DispMax), 100*r.Unsynced, r.MeanPoll.Seconds(), vFmt(r.MaxT2))
 	}
 	checkVSim(t, results)
 }
@@ -489,6 +512,16 @@ func checkVSim(t *testing.T, r map[string]vResult) {
 	}
 	if res := r["falseticker 1 of 4 (+500ms)"]; res.FalsetickerSelected || res.FalsetickerUse {
 		t.Errorf("the falseticker was followed: %+v", res)
+	}
+	for name, res := range r {
+		// A stamp mapped at the moment it is taken: only the clocks'
+		// resolution separates it from the served time, step or not.
+		if res.MaxT2 > time.Microsecond {
+			t.Errorf("%s: a kernel receive stamp mapped %v away from the served time", name, res.MaxT2)
+		}
+	}
+	if res := r["host clock step +5s at 12h"]; res.RMS > base.RMS*6/5+slack || res.Unsynced > 0 {
+		t.Errorf("host clock step: error RMS %v, unsynchronised %.2f%%; want as the baseline (%v)", res.RMS, 100*res.Unsynced, base.RMS)
 	}
 	if res := r["wander 0.5ppm/√h"]; res.RMS > time.Millisecond {
 		t.Errorf("wander: error RMS %v, want under 1 ms", res.RMS)
