@@ -415,7 +415,9 @@ func (d *Discipliner) adaptPollLocked(s *source, smp sample, spike bool) {
 	s.streak++
 	jit := max(s.jitter, 50e-6)
 	r := smp.offset.Seconds() - d.predictLocked(smp.at)
-	resid := math.Abs(r)
+	// A source's constant bias (an asymmetric path) is no error of the
+	// clock: judge the sample net of it.
+	resid := math.Abs(r - s.predMean)
 	if d.synced && !spike {
 		s.predMean += biasGain * (r - s.predMean)
 		dev := r - s.predMean
