@@ -26,19 +26,33 @@
 //     handling, without touching the system clock.
 //
 // A server in a few lines, serving the system clock as a stratum-10 local
-// clock:
+// clock until the context ends:
 //
 //	srv := &server.Server{}
-//	err := srv.ListenAndServe(ctx, "127.0.0.1:12300")
+//	log.Print(srv.ListenAndServe(context.Background(), "127.0.0.1:12300"))
 //
 // The same server fed by upstream servers, with access control and rate
-// limiting in front of the responder:
+// limiting in front of the responder. The Server's Source is the one clock
+// served: it gives the reference data and every timestamp of every reply.
 //
-//	d, _ := upstream.New([]string{"time.example.net:123"}, upstream.Options{})
+//	ctx := context.Background()
+//	d, err := upstream.New(upstream.Addresses("time.example.net:123"), upstream.Options{})
+//	if err != nil {
+//		log.Fatal(err)
+//	}
 //	go d.Run(ctx)
+//	acl, err := policy.Parse([]string{"deny 192.0.2.0/24"}, policy.Allow)
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	table, err := ratelimit.New(ratelimit.Config{})
+//	if err != nil {
+//		log.Fatal(err)
+//	}
 //	ac := server.NewAccessControl(server.AccessOptions{Addrs: acl, Kiss: true})
 //	rl := server.NewRateLimiter(server.RateLimitOptions{Table: table, Kiss: true})
-//	srv := &server.Server{Source: d, Handler: server.Chain(server.Responder(d), ac.Wrap, rl.Wrap)}
+//	srv := &server.Server{Source: d, Handler: server.Chain(server.Responder(), ac.Wrap, rl.Wrap)}
+//	log.Fatal(srv.ListenAndServe(ctx, ":123"))
 //
 // examples/standalone is the daemon, examples/ntpquery a query tool and
 // examples/ntpload a load generator.

@@ -14,6 +14,33 @@ type Clock interface {
 	Now() time.Time
 }
 
+// Timer is a call scheduled with AfterFunc.
+type Timer interface {
+	// Stop cancels the call and reports whether it was still pending.
+	Stop() bool
+}
+
+// Timers is implemented by clocks that can schedule calls on their own
+// timescale: the system clock (with time.AfterFunc) and the fake clock of
+// clocktest, whose timers fire as its time is advanced. Code that waits
+// (poll loops, retries) uses it through AfterFunc, so tests can run it in
+// virtual time.
+type Timers interface {
+	// AfterFunc calls f in its own goroutine (the system clock) or on the
+	// goroutine that moves the clock (a fake) once d has passed on the
+	// clock's timescale.
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// AfterFunc schedules f after d on c's timescale when c implements Timers,
+// and with time.AfterFunc otherwise.
+func AfterFunc(c Clock, d time.Duration, f func()) Timer {
+	if t, ok := c.(Timers); ok {
+		return t.AfterFunc(d, f)
+	}
+	return time.AfterFunc(d, f)
+}
+
 // Precisioner is implemented by clocks that know their own precision: the
 // log2 of the smallest interval, in seconds, between two distinct readings.
 type Precisioner interface {
@@ -37,6 +64,9 @@ func (System) Now() time.Time { return time.Now() }
 
 // FromSystem returns sys: the system clock is its own timescale.
 func (System) FromSystem(sys time.Time) time.Time { return sys }
+
+// AfterFunc calls time.AfterFunc.
+func (System) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 
 // Precision measures the system clock's precision; see MeasurePrecision.
 func (s System) Precision() int8 { return MeasurePrecision(s) }

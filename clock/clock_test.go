@@ -57,3 +57,22 @@ func TestSystemFromSystem(t *testing.T) {
 		t.Fatalf("FromSystem changed the time: %v -> %v", now, got)
 	}
 }
+
+func TestAfterFuncUsesClockTimers(t *testing.T) {
+	f := clocktest.New(time.Unix(0, 0))
+	fired := false
+	clock.AfterFunc(f, time.Hour, func() { fired = true })
+	if fired {
+		t.Fatal("fired before the fake clock moved")
+	}
+	f.Advance(time.Hour)
+	if !fired {
+		t.Fatal("did not fire when the fake clock reached the deadline")
+	}
+	done := make(chan struct{})
+	tm := clock.AfterFunc(clock.System{}, time.Millisecond, func() { close(done) })
+	<-done
+	if tm.Stop() {
+		t.Fatal("Stop after firing returned true")
+	}
+}

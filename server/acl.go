@@ -96,7 +96,7 @@ func (a *AccessControl) Options() AccessOptions { return *a.opts.Load() }
 
 // Wrap returns next guarded by a. Its method value is a Middleware:
 //
-//	h := server.Chain(server.Responder(src), acl.Wrap, limiter.Wrap)
+//	h := server.Chain(server.Responder(), acl.Wrap, limiter.Wrap)
 func (a *AccessControl) Wrap(next Handler) Handler {
 	return accessHandler{a: a, next: next}
 }

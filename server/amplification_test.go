@@ -171,7 +171,7 @@ func TestNoAmplification(t *testing.T) {
 // tests: a server whose ACL denies every source with KoD DENY, and one
 // whose rate limiter (burst 1, one token an hour, leak 1 in 2, KoD RATE,
 // no KoD budget) refuses nearly every request.
-func middlewareChains(t testing.TB, src Source, deny string) map[string]Handler {
+func middlewareChains(t testing.TB, deny string) map[string]Handler {
 	t.Helper()
 	acl, err := policy.Parse([]string{"deny " + deny}, policy.Allow)
 	if err != nil {
@@ -190,8 +190,8 @@ func middlewareChains(t testing.TB, src Source, deny string) map[string]Handler 
 	}
 	rl2 := NewRateLimiter(RateLimitOptions{Table: table2, Leak: 1, Kiss: true})
 	return map[string]Handler{
-		"acl-deny":       Chain(Responder(src), deny1.Wrap, rl1.Wrap),
-		"ratelimit-leak": Chain(Responder(src), allowAll.Wrap, rl2.Wrap),
+		"acl-deny":       Chain(Responder(), deny1.Wrap, rl1.Wrap),
+		"ratelimit-leak": Chain(Responder(), allowAll.Wrap, rl2.Wrap),
 	}
 }
 
@@ -202,7 +202,7 @@ func middlewareChains(t testing.TB, src Source, deny string) map[string]Handler 
 func TestNoAmplificationBehindMiddleware(t *testing.T) {
 	fake := clocktest.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	src := NewLocalSource(fake, 2)
-	for name, h := range middlewareChains(t, src, "198.51.100.0/24") {
+	for name, h := range middlewareChains(t, "198.51.100.0/24") {
 		s := &Server{Source: src, Handler: h}
 		s.init()
 		var replies, kisses, clients int
@@ -247,7 +247,7 @@ func TestNoAmplificationBehindMiddleware(t *testing.T) {
 // checks every reply that comes back within a deadline.
 func TestNoAmplificationOverSockets(t *testing.T) {
 	src := NewLocalSource(nil, 2)
-	chains := middlewareChains(t, src, "127.0.0.2/32")
+	chains := middlewareChains(t, "127.0.0.2/32")
 	// acl-deny's chain denies 127.0.0.2 and rate-limits everyone else.
 	s := &Server{Source: src, Handler: chains["acl-deny"]}
 	addr := startServer(t, s, "udp4")

@@ -43,7 +43,7 @@ func Example_accessControlAndRateLimit() {
 	limiter := server.NewRateLimiter(server.RateLimitOptions{Table: table, Leak: 2, Kiss: true, KissLimit: kod})
 	srv := &server.Server{
 		Source:  src,
-		Handler: server.Chain(server.Responder(src), access.Wrap, limiter.Wrap),
+		Handler: server.Chain(server.Responder(), access.Wrap, limiter.Wrap),
 	}
 	_ = srv // srv.ListenAndServe(ctx, ":123")
 

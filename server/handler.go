@@ -44,10 +44,17 @@ type Request struct {
 	// Raw is the whole datagram, header and trailer. It is only valid
 	// until ServeNTP returns.
 	Raw []byte
-	// Received is the receive timestamp (T2) on the served timescale:
-	// from the kernel when available, else read from the clock as soon
-	// as the datagram was read.
+	// Received is the receive timestamp (T2) on the served timescale
+	// (the Server's Source): from the kernel when available, else read
+	// from the Source as soon as the datagram was read.
 	Received time.Time
+	// Reference is what the Server's Source says about its clock
+	// (stratum, reference ID and time, root delay and dispersion, leap),
+	// read once per batch of requests. The Responder copies it into the
+	// reply; a middleware may change it before passing the request on.
+	// Transmit timestamps come from the same Source, so a reply's
+	// reference data and timestamps always describe one clock.
+	Reference ntpwire.Reference
 	// Src is the client's address. IPv4 clients reached over an IPv6
 	// socket appear as plain IPv4.
 	Src netip.AddrPort

@@ -83,11 +83,12 @@ func (o outcome) String() string {
 func mwReq(src string, rx time.Time) *Request {
 	p := clientRequest(rx.Add(-time.Millisecond))
 	return &Request{
-		Packet:   p,
-		Raw:      p.AppendTo(nil),
-		Received: rx,
-		Src:      netip.MustParseAddrPort(src),
-		Dst:      netip.MustParseAddrPort("192.0.2.123:123"),
+		Packet:    p,
+		Raw:       p.AppendTo(nil),
+		Received:  rx,
+		Reference: fixedSource().Reference(),
+		Src:       netip.MustParseAddrPort(src),
+		Dst:       netip.MustParseAddrPort("192.0.2.123:123"),
 	}
 }
 
@@ -174,7 +175,7 @@ func TestAccessControl(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ac := NewAccessControl(tc.opts)
-			h := Chain(Responder(fixedSource()), ac.Wrap)
+			h := Chain(Responder(), ac.Wrap)
 			var want AccessStats
 			for src, w := range tc.want {
 				got, rec := serveOnce(h, src, t0)
@@ -205,7 +206,7 @@ func TestAccessControl(t *testing.T) {
 func TestAccessControlKissBudget(t *testing.T) {
 	budget := ratelimit.NewGlobal(1, 2) // 1 KoD/s, bursts of 2
 	ac := NewAccessControl(AccessOptions{Addrs: mustACL(t, policy.Deny), Kiss: true, KissLimit: budget})
-	h := ac.Wrap(Responder(fixedSource()))
+	h := ac.Wrap(Responder())
 	var got []outcome
 	for i := range 5 {
 		o, _ := serveOnce(h, fmt.Sprintf("203.0.113.%d:123", i), t0)
@@ -263,7 +264,7 @@ func TestAccessControlNames(t *testing.T) {
 		Names: names,
 		Kiss:  true,
 	})
-	h := ac.Wrap(Responder(fixedSource()))
+	h := ac.Wrap(Responder())
 
 	// Names not known yet: the name default (allow) applies, and the
 	// packet path never waits for a lookup.
@@ -296,7 +297,7 @@ func TestAccessControlNames(t *testing.T) {
 
 func TestAccessControlUpdate(t *testing.T) {
 	ac := NewAccessControl(AccessOptions{Addrs: mustACL(t, policy.Allow)})
-	h := ac.Wrap(Responder(fixedSource()))
+	h := ac.Wrap(Responder())
 	if o, _ := serveOnce(h, "192.0.2.1:1", t0); o != gotReply {
 		t.Fatalf("before update: %v", o)
 	}
@@ -316,7 +317,7 @@ func TestRateLimiter(t *testing.T) {
 	clk := clocktest.New(t0)
 	tb := mustTable(t, ratelimit.Config{Interval: time.Second, Burst: 4, MemoryBytes: ratelimit.MinMemoryBytes})
 	rl := NewRateLimiter(RateLimitOptions{Table: tb, Kiss: true})
-	h := rl.Wrap(Responder(fixedSource()))
+	h := rl.Wrap(Responder())
 	send := func(src string) outcome {
 		o, _ := serveOnce(h, src, clk.Now())
 		return o
@@ -353,7 +354,7 @@ func TestRateLimiter(t *testing.T) {
 func TestRateLimiterLeak(t *testing.T) {
 	tb := mustTable(t, ratelimit.Config{Interval: time.Hour, Burst: 1, MemoryBytes: ratelimit.MinMemoryBytes})
 	rl := NewRateLimiter(RateLimitOptions{Table: tb, Leak: 2}) // 1 in 4
-	h := rl.Wrap(Responder(fixedSource()))
+	h := rl.Wrap(Responder())
 	var got []outcome
 	for range 9 {
 		o, _ := serveOnce(h, "[2001:db8::1]:123", t0)
@@ -378,7 +379,7 @@ func TestRateLimiterGlobalAndKissBudget(t *testing.T) {
 		Kiss:      true,
 		KissLimit: ratelimit.NewGlobal(1, 1),
 	})
-	h := rl.Wrap(Responder(fixedSource()))
+	h := rl.Wrap(Responder())
 	var got []outcome
 	for i := range 5 { // 5 distinct clients at once: the global cap allows 3
 		o, _ := serveOnce(h, fmt.Sprintf("192.0.2.%d:1", i), clk.Now())
@@ -405,7 +406,7 @@ func TestRateLimiterGlobalAndKissBudget(t *testing.T) {
 
 func TestRateLimiterZeroOptions(t *testing.T) {
 	rl := NewRateLimiter(RateLimitOptions{})
-	h := rl.Wrap(Responder(fixedSource()))
+	h := rl.Wrap(Responder())
 	for range 100 {
 		if o, _ := serveOnce(h, "192.0.2.1:1", t0); o != gotReply {
 			t.Fatalf("zero options limited a request: %v", o)
@@ -422,7 +423,7 @@ func TestRateLimiterZeroOptions(t *testing.T) {
 // request carried an extension field.
 func TestKissOverLoopback(t *testing.T) {
 	ac := NewAccessControl(AccessOptions{Addrs: mustACL(t, policy.Allow, "deny 127.0.0.0/8"), Kiss: true})
-	s := &Server{Handler: Chain(Responder(NewLocalSource(nil, 0)), ac.Wrap)}
+	s := &Server{Handler: Chain(Responder(), ac.Wrap)}
 	addr := startServer(t, s, "udp4")
 	req := clientRequest(time.Now())
 	raw := req.AppendTo(nil)
@@ -462,7 +463,7 @@ func TestKissOverLoopback(t *testing.T) {
 
 // chainFor builds the chain the benchmarks and flood tests use: an ACL of
 // about a thousand rules, then a per-client limit with KoDs.
-func chainFor(t testing.TB, src Source, tb *ratelimit.Table) (Handler, *AccessControl, *RateLimiter) {
+func chainFor(t testing.TB, tb *ratelimit.Table) (Handler, *AccessControl, *RateLimiter) {
 	t.Helper()
 	rules := []string{"allow all"}
 	for i := range 1000 {
@@ -472,7 +473,7 @@ func chainFor(t testing.TB, src Source, tb *ratelimit.Table) (Handler, *AccessCo
 	kod := ratelimit.NewGlobal(100, 100)
 	ac := NewAccessControl(AccessOptions{Addrs: mustACL(t, policy.Deny, rules...), Kiss: true, KissLimit: kod})
 	rl := NewRateLimiter(RateLimitOptions{Table: tb, Kiss: true, KissLimit: kod, Leak: 2})
-	return Chain(Responder(src), ac.Wrap, rl.Wrap), ac, rl
+	return Chain(Responder(), ac.Wrap, rl.Wrap), ac, rl
 }
 
 func TestMiddlewareDoesNotAllocate(t *testing.T) {
@@ -480,7 +481,7 @@ func TestMiddlewareDoesNotAllocate(t *testing.T) {
 		t.Skip("the race detector's instrumentation allocates")
 	}
 	tb := mustTable(t, ratelimit.Config{Interval: time.Second, Burst: 2, MemoryBytes: 1 << 20})
-	h, ac, rl := chainFor(t, fixedSource(), tb)
+	h, ac, rl := chainFor(t, tb)
 	rec := &mwRecorder{buf: make([]byte, 0, 64)}
 	reqs := []*Request{
 		mwReq("192.0.2.1:123", t0),     // allowed, then limited with KoDs
@@ -521,7 +522,7 @@ func TestSpoofedFloodMemory(t *testing.T) {
 	runtime.ReadMemStats(&before)
 
 	tb := mustTable(t, ratelimit.Config{MemoryBytes: memory})
-	h, ac, rl := chainFor(t, fixedSource(), tb)
+	h, ac, rl := chainFor(t, tb)
 	rec := &mwRecorder{buf: make([]byte, 0, 64)}
 	r := mwReq("192.0.2.1:123", t0)
 	var peak uint64
@@ -583,7 +584,7 @@ func TestFloodOverLoopback(t *testing.T) {
 	tb := mustTable(t, ratelimit.Config{Interval: interval, Burst: burst, MemoryBytes: 1 << 20})
 	kod := ratelimit.NewGlobal(kissPerSec, kissPerSec)
 	rl := NewRateLimiter(RateLimitOptions{Table: tb, Kiss: true, KissLimit: kod})
-	s := &Server{Handler: Chain(Responder(NewLocalSource(nil, 0)), rl.Wrap), ReadBuffer: 4 << 20}
+	s := &Server{Handler: Chain(Responder(), rl.Wrap), ReadBuffer: 4 << 20}
 	addr := startServer(t, s, "udp4")
 	srvAddr := net.UDPAddrFromAddrPort(addr)
 
@@ -735,17 +736,17 @@ func benchAddr(i int) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)}), 123)
 }
 
-func benchHandlers(b *testing.B, run func(b *testing.B, clients int, h func(src Source) Handler)) {
+func benchHandlers(b *testing.B, run func(b *testing.B, clients int, h func() Handler)) {
 	for _, clients := range benchClientCounts {
 		b.Run(fmt.Sprintf("clients=%d/responder", clients), func(b *testing.B) {
-			run(b, clients, func(src Source) Handler { return Responder(src) })
+			run(b, clients, Responder)
 		})
 		b.Run(fmt.Sprintf("clients=%d/chain", clients), func(b *testing.B) {
 			// A burst large enough that no client is limited however
 			// fast the loop runs.
 			tb := mustTable(b, ratelimit.Config{Burst: 1 << 24})
-			run(b, clients, func(src Source) Handler {
-				h, _, _ := chainFor(b, src, tb)
+			run(b, clients, func() Handler {
+				h, _, _ := chainFor(b, tb)
 				return h
 			})
 			if st := tb.Stats(); st.Limited != 0 {
@@ -756,8 +757,8 @@ func benchHandlers(b *testing.B, run func(b *testing.B, clients int, h func(src 
 }
 
 func BenchmarkMiddlewareHandler(b *testing.B) {
-	benchHandlers(b, func(b *testing.B, clients int, mk func(Source) Handler) {
-		h := mk(NewLocalSource(nil, 0))
+	benchHandlers(b, func(b *testing.B, clients int, mk func() Handler) {
+		h := mk()
 		rs := make([]*Request, clients)
 		for i := range rs {
 			rs[i] = mwReq(benchAddr(i).String(), t0)
@@ -797,9 +798,9 @@ func (m *floodIO) read(in []inMsg) (int, error) {
 func (m *floodIO) write([]outMsg) int { return 0 }
 
 func BenchmarkMiddlewareServerPath(b *testing.B) {
-	benchHandlers(b, func(b *testing.B, clients int, mk func(Source) Handler) {
+	benchHandlers(b, func(b *testing.B, clients int, mk func() Handler) {
 		src := NewLocalSource(nil, 0)
-		s := &Server{Source: src, Handler: mk(src)}
+		s := &Server{Source: src, Handler: mk()}
 		s.init()
 		io := &floodIO{}
 		for i := range clients {
@@ -840,9 +841,9 @@ func BenchmarkMiddlewareLoopback(b *testing.B) {
 	for _, name := range []string{"responder", "chain"} {
 		b.Run(name, func(b *testing.B) {
 			src := NewLocalSource(nil, 0)
-			var h Handler = Responder(src)
+			var h Handler = Responder()
 			if name == "chain" {
-				h, _, _ = chainFor(b, src, mustTable(b, ratelimit.Config{Burst: 1 << 24}))
+				h, _, _ = chainFor(b, mustTable(b, ratelimit.Config{Burst: 1 << 24}))
 			}
 			h = manyClients(h)
 			s := &Server{Source: src, Handler: h, ReadBuffer: 4 << 20}
@@ -894,10 +895,9 @@ func BenchmarkMiddlewareLoopback(b *testing.B) {
 func BenchmarkMiddlewareParallel(b *testing.B) {
 	for _, name := range []string{"responder", "chain"} {
 		b.Run(name, func(b *testing.B) {
-			src := NewLocalSource(nil, 0)
-			var h Handler = Responder(src)
+			var h Handler = Responder()
 			if name == "chain" {
-				h, _, _ = chainFor(b, src, mustTable(b, ratelimit.Config{Burst: 1 << 24}))
+				h, _, _ = chainFor(b, mustTable(b, ratelimit.Config{Burst: 1 << 24}))
 			}
 			var seq atomic.Uint32
 			b.ReportAllocs()

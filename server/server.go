@@ -33,10 +33,13 @@ const (
 // clock with the plain RFC 5905 responder. A Server may serve several
 // sockets at once; its fields must not change once serving has begun.
 type Server struct {
-	// Source is the clock served and its reference data. Nil means
-	// NewLocalSource(clock.System{}, DefaultLocalStratum).
+	// Source is the clock served and its reference data: the one place
+	// that decides both. Every Request carries its receive time and
+	// reference data from Source, and the writer stamps transmit times
+	// from it. Nil means NewLocalSource(clock.System{},
+	// DefaultLocalStratum).
 	Source Source
-	// Handler answers requests. Nil means Responder(Source).
+	// Handler answers requests. Nil means Responder().
 	Handler Handler
 	// Logger receives the server's few log lines. Nil means none.
 	Logger *slog.Logger
@@ -76,7 +79,7 @@ func (s *Server) init() {
 		}
 		s.handler = s.Handler
 		if s.handler == nil {
-			s.handler = Responder(s.src)
+			s.handler = Responder()
 		}
 		if m, ok := canMapSystem(s.src); ok && !s.UserTimestamps {
 			s.mapper = m
@@ -92,16 +95,27 @@ func (s *Server) Stats() Stats {
 }
 
 // Serve answers requests arriving on pc until Shutdown is called, ctx is
-// done, or reading fails. It always returns a non-nil error:
-// ErrServerClosed after Shutdown, ctx.Err() when ctx ends. Serve does not
-// close pc. On Linux a *net.UDPConn is served with batched system calls,
-// kernel receive timestamps and replies sent from the address each
-// request was sent to; any other PacketConn is served with plain reads.
+// done, or reading fails.
+//
+// Serve takes ownership of pc and closes it when it returns, whatever the
+// reason (net/http's Server.Serve does the same with its listener). It
+// always returns a non-nil error: ErrServerClosed after Shutdown (also
+// when Shutdown came first), ctx.Err() when ctx ends, otherwise the error
+// that stopped it. When Serve returns, every reply it staged has been
+// sent or dropped and pc is closed. nts.KEServer.Serve follows the same
+// rule for its listener.
+//
+// On Linux a *net.UDPConn is served with batched system calls, kernel
+// receive timestamps and replies sent from the address each request was
+// sent to; elsewhere a *net.UDPConn is read one datagram at a time with
+// control messages for the same reply address, and any other PacketConn
+// is served with plain reads.
 func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	s.init()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		pc.Close()
 		return ErrServerClosed
 	}
 	s.conns[pc] = struct{}{}
@@ -113,6 +127,8 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		s.mu.Lock()
 		delete(s.conns, pc)
 		s.mu.Unlock()
+		// Close before Done, so that pc is closed once Shutdown returns.
+		pc.Close()
 		s.workers.Done()
 	}()
 
@@ -170,7 +186,8 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // ListenAndServe listens on the UDP address addr ("127.0.0.1:123",
 // "[::]:123", ":123") with s.Sockets SO_REUSEPORT sockets and serves them
-// all until Shutdown or ctx ends. It always returns a non-nil error.
+// all until Shutdown or ctx ends, as ServeAll does. It always returns a
+// non-nil error, and the sockets are closed when it returns.
 func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 	s.init()
 	n := s.Sockets
@@ -181,11 +198,6 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
 	if s.Logger != nil {
 		s.Logger.Info("serving NTP", "addr", conns[0].LocalAddr().String(), "sockets", len(conns))
 	}
@@ -193,7 +205,8 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
 }
 
 // ServeAll serves every conn in conns concurrently, as Serve does for one,
-// and returns when all have stopped, with the first error.
+// and returns when all have stopped, with the first error. Like Serve it
+// takes ownership of conns: each is closed when ServeAll returns.
 func (s *Server) ServeAll(ctx context.Context, conns []net.PacketConn) error {
 	errs := make(chan error, len(conns))
 	ctx, cancel := context.WithCancel(ctx)
@@ -216,8 +229,8 @@ func (s *Server) ServeAll(ctx context.Context, conns []net.PacketConn) error {
 
 // Shutdown stops the server: reading stops at once, replies already
 // being handled are sent, and Shutdown returns when every worker has
-// exited or ctx ends (then with ctx.Err()). Serve calls return
-// ErrServerClosed.
+// exited and every served conn is closed, or when ctx ends (then with
+// ctx.Err()). Serve calls, current and later, return ErrServerClosed.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
 	s.mu.Lock()

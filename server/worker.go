@@ -75,6 +75,10 @@ func (w *worker) handleBatch(n int) {
 	// read once per batch, right after the read returned.
 	var userRx time.Time
 	haveUserRx := false
+	// The reference data, read once per batch when the first request
+	// passes classification (junk alone costs no Reference call).
+	var ref ntpwire.Reference
+	haveRef := false
 	var bytesIn uint64
 	for i := 0; i < n; i++ {
 		m := &w.in[i]
@@ -90,6 +94,10 @@ func (w *worker) handleBatch(n int) {
 			}
 			w.req.Received = userRx
 		}
+		if !haveRef {
+			ref, haveRef = src.Reference(), true
+		}
+		w.req.Reference = ref
 		w.req.Raw = m.buf[:m.n]
 		w.req.Src = m.src
 		w.req.Dst = netipAddrPort(m.dst, w.s.localPort(w))

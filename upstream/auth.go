@@ -14,21 +14,22 @@ import (
 	"github.com/ntpkit/ntpkit/server/symkey"
 )
 
-// DefaultNTSKEPort is the NTS-KE port used when a Server with NTS has
+// DefaultNTSKEPort is the NTS-KE port used when a Source with NTS has
 // none (RFC 8915 §6).
 const DefaultNTSKEPort = 4460
 
 // keTimeout bounds one NTS-KE session, handshake included.
 const keTimeout = 10 * time.Second
 
-// Server is one upstream server and how its replies are authenticated,
-// for NewWithServers. The zero value of each authentication field means
-// none: a Server with only Address is what New makes of a string.
-type Server struct {
+// Source describes one configured upstream server and how its replies
+// are authenticated, for New. The zero value of each authentication field
+// means none: a Source with only Address is a plain NTP server (see
+// Addresses).
+type Source struct {
 	// Address is "host:port" or "host", where host is an IP address or a
 	// name. Without NTS it is the NTP server (port 123 when missing), and
 	// a name that resolves to several addresses gives several sources,
-	// as with New. With NTS it is the NTS-KE server (port 4460 when
+	// each one polled on its own. With NTS it is the NTS-KE server (port 4460 when
 	// missing); the NTP address is what the KE server names (its NTP
 	// Server and Port records, else its own host and port 123), and a
 	// name gives one source, never a pool: each KE session belongs to
@@ -73,54 +74,18 @@ func (e *entry) key() *symkey.Key {
 	return e.auth.key
 }
 
-// NewWithServers returns a Discipliner for servers with per-server
-// authentication (NTS or a symmetric key); see Server. Servers without
-// authentication behave exactly as with New, and sources are only ever
-// authenticated one way: an NTS or keyed source never uses an
-// unauthenticated reply, not even a kiss-o'-death. Nothing is sent until
-// Run.
-func NewWithServers(servers []Server, o Options) (*Discipliner, error) {
-	names := make([]string, len(servers))
-	auths := make([]*serverAuth, len(servers))
-	for i, s := range servers {
-		name, a, err := s.check()
-		if err != nil {
-			return nil, fmt.Errorf("upstream: servers[%d]: %w", i, err)
-		}
-		names[i], auths[i] = name, a
+// Addresses returns a Source without authentication for each address.
+func Addresses(addresses ...string) []Source {
+	out := make([]Source, len(addresses))
+	for i, a := range addresses {
+		out[i] = Source{Address: a}
 	}
-	d, err := New(names, o)
-	if err != nil {
-		return nil, err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for i, e := range d.entries {
-		e.auth = auths[i]
-		if !e.nts() {
-			continue
-		}
-		// An NTS source exists from the start, as an IP literal's does,
-		// but gets its NTP address from NTS-KE: drop the KE address New
-		// took for an IP literal, and do not resolve a name.
-		if e.ip.IsValid() {
-			for _, s := range d.sources {
-				if s.e == e {
-					delete(d.inUse, s.addr)
-					s.addr = netip.AddrPort{}
-				}
-			}
-		} else {
-			d.pending--
-			d.sources = append(d.sources, &source{e: e, poll: d.o.MinPoll})
-		}
-	}
-	return d, nil
+	return out
 }
 
-// check validates s and returns the name New should parse (the KE
-// address with its default port for NTS) and its authentication.
-func (s Server) check() (string, *serverAuth, error) {
+// check validates s and returns the name to parse (the KE address with
+// its default port for NTS) and its authentication.
+func (s Source) check() (string, *serverAuth, error) {
 	switch {
 	case s.NTS && s.Key != nil:
 		return "", nil, fmt.Errorf("%q: NTS and a symmetric key cannot be combined", s.Address)
@@ -150,7 +115,7 @@ func (d *Discipliner) keyExchange(ctx context.Context, s *source) bool {
 	if s.keRuns > 0 {
 		base := max(min(d.o.MinPoll, 16*time.Second), 100*time.Millisecond)
 		wait := min(base<<min(s.keRuns-1, 20), max(d.o.MaxPoll, time.Minute))
-		if !sleep(ctx, wait) {
+		if !d.sleep(ctx, wait) {
 			return false
 		}
 	}

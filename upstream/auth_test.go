@@ -36,7 +36,7 @@ func serveNTP(t *testing.T, mw server.Middleware) int {
 		t.Fatal(err)
 	}
 	src := server.NewLocalSource(clock.System{}, 3)
-	h := server.Responder(src)
+	h := server.Responder()
 	if mw != nil {
 		h = server.Chain(h, mw)
 	}
@@ -101,9 +101,9 @@ func startNTS(t *testing.T, plain bool) *ntsUpstream {
 }
 
 // runServers starts a Discipliner for servers polling every 100 ms.
-func runServers(t *testing.T, servers []upstream.Server) *upstream.Discipliner {
+func runServers(t *testing.T, servers []upstream.Source) *upstream.Discipliner {
 	t.Helper()
-	d, err := upstream.NewWithServers(servers, upstream.Options{MinPoll: 100 * time.Millisecond, MaxPoll: 100 * time.Millisecond})
+	d, err := upstream.New(servers, upstream.Options{MinPoll: 100 * time.Millisecond, MaxPoll: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func runServers(t *testing.T, servers []upstream.Server) *upstream.Discipliner {
 
 func TestNTSSourceSyncs(t *testing.T) {
 	u := startNTS(t, false)
-	d := runServers(t, []upstream.Server{{Address: u.keAddr, NTS: true, TLSConfig: u.pki.ClientConfig()}})
+	d := runServers(t, []upstream.Source{{Address: u.keAddr, NTS: true, TLSConfig: u.pki.ClientConfig()}})
 	waitFor(t, 10*time.Second, "synchronisation over NTS", d.Synchronized)
 	if ref := d.Reference(); ref.Stratum != 4 {
 		t.Errorf("stratum %d, want 4", ref.Stratum)
@@ -143,7 +143,7 @@ func TestNTSSourceSyncs(t *testing.T) {
 // counted, and once the cookies are spent the source runs NTS-KE again.
 func TestNTSUnauthenticatedRepliesIgnored(t *testing.T) {
 	u := startNTS(t, true)
-	d := runServers(t, []upstream.Server{{Address: u.keAddr, NTS: true, TLSConfig: u.pki.ClientConfig()}})
+	d := runServers(t, []upstream.Source{{Address: u.keAddr, NTS: true, TLSConfig: u.pki.ClientConfig()}})
 	waitFor(t, 15*time.Second, "a second NTS-KE session after the cookies ran out", func() bool {
 		return u.ke.Stats().Served >= 2 && d.Status().Sources[0].Rejects.Auth >= 8
 	})
@@ -158,7 +158,7 @@ func TestNTSUnauthenticatedRepliesIgnored(t *testing.T) {
 // source must run NTS-KE again and keep getting authenticated samples.
 func TestNTSNAKRenewsSession(t *testing.T) {
 	u := startNTS(t, false)
-	d := runServers(t, []upstream.Server{{Address: u.keAddr, NTS: true, TLSConfig: u.pki.ClientConfig()}})
+	d := runServers(t, []upstream.Source{{Address: u.keAddr, NTS: true, TLSConfig: u.pki.ClientConfig()}})
 	waitFor(t, 10*time.Second, "synchronisation over NTS", d.Synchronized)
 	u.clk.shift.Store(int64(10 * time.Hour))
 	before := d.Status().Sources[0].Samples
@@ -174,7 +174,7 @@ func TestNTSNAKRenewsSession(t *testing.T) {
 func TestNTSUntrustedCertificate(t *testing.T) {
 	u := startNTS(t, false)
 	// The test CA is not in the system roots.
-	d := runServers(t, []upstream.Server{{Address: u.keAddr, NTS: true}})
+	d := runServers(t, []upstream.Source{{Address: u.keAddr, NTS: true}})
 	waitFor(t, 10*time.Second, "failed NTS-KE sessions", func() bool { return d.Status().Sources[0].Rejects.KEFailed >= 2 })
 	if d.Synchronized() || u.mw.Stats().Authenticated != 0 {
 		t.Fatalf("synchronised without a trusted certificate: %+v", d.Status())
@@ -203,16 +203,16 @@ func TestSymmetricKeySource(t *testing.T) {
 
 	for _, tc := range []struct {
 		name   string
-		server upstream.Server
+		server upstream.Source
 		sync   bool
 	}{
-		{"right key", upstream.Server{Address: addr, Key: mustKey(t, 7, symkey.AES128, "0123456789abcdef")}, true},
-		{"wrong secret", upstream.Server{Address: addr, Key: mustKey(t, 7, symkey.AES128, "fedcba9876543210")}, false},
-		{"unknown key", upstream.Server{Address: addr, Key: mustKey(t, 9, symkey.SHA256, "whatever")}, false},
-		{"server without keys", upstream.Server{Address: plain, Key: mustKey(t, 7, symkey.AES128, "0123456789abcdef")}, false},
+		{"right key", upstream.Source{Address: addr, Key: mustKey(t, 7, symkey.AES128, "0123456789abcdef")}, true},
+		{"wrong secret", upstream.Source{Address: addr, Key: mustKey(t, 7, symkey.AES128, "fedcba9876543210")}, false},
+		{"unknown key", upstream.Source{Address: addr, Key: mustKey(t, 9, symkey.SHA256, "whatever")}, false},
+		{"server without keys", upstream.Source{Address: plain, Key: mustKey(t, 7, symkey.AES128, "0123456789abcdef")}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := runServers(t, []upstream.Server{tc.server})
+			d := runServers(t, []upstream.Source{tc.server})
 			if tc.sync {
 				waitFor(t, 10*time.Second, "synchronisation with a MAC", d.Synchronized)
 				if s := d.Status().Sources[0]; s.Rejects.Auth != 0 || s.Samples == 0 {
@@ -231,25 +231,26 @@ func TestSymmetricKeySource(t *testing.T) {
 	}
 }
 
-func TestNewWithServersRejectsBadInput(t *testing.T) {
+func TestNewRejectsBadSources(t *testing.T) {
 	key := mustKey(t, 1, symkey.SHA1, "secret")
 	for _, tc := range []struct {
-		servers []upstream.Server
+		servers []upstream.Source
 		want    string
 	}{
-		{[]upstream.Server{{Address: "a.example", NTS: true, Key: key}}, "cannot be combined"},
-		{[]upstream.Server{{Address: "a.example", TLSConfig: &tls.Config{}}}, "only for NTS"},
-		{[]upstream.Server{{Address: "ok.example"}, {Address: "", NTS: true}}, "servers[1]"},
-		{[]upstream.Server{{Address: "a.example:0", Key: key}}, "port"},
-		{nil, "no servers"},
+		{[]upstream.Source{{Address: "a.example", NTS: true, Key: key}}, "cannot be combined"},
+		{[]upstream.Source{{Address: "a.example", TLSConfig: &tls.Config{}}}, "only for NTS"},
+		{[]upstream.Source{{Address: "ok.example"}, {Address: "", NTS: true}}, "sources[1]"},
+		{[]upstream.Source{{Address: "a.example:0", Key: key}}, "port"},
+		{nil, "no sources"},
 	} {
-		_, err := upstream.NewWithServers(tc.servers, upstream.Options{})
+		_, err := upstream.New(tc.servers, upstream.Options{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: error %v, want one containing %q", tc.servers, err, tc.want)
 		}
 	}
-	// The NTS-KE port defaults to 4460; Status names the KE server.
-	d, err := upstream.NewWithServers([]upstream.Server{{Address: "192.0.2.1", NTS: true}, {Address: "nts.example", NTS: true}, {Address: "192.0.2.2"}}, upstream.Options{})
+	// The NTS-KE port defaults to 4460; Status names the KE server and
+	// lists the sources in the order they were configured.
+	d, err := upstream.New([]upstream.Source{{Address: "192.0.2.1", NTS: true}, {Address: "nts.example", NTS: true}, {Address: "192.0.2.2"}}, upstream.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +258,7 @@ func TestNewWithServersRejectsBadInput(t *testing.T) {
 	for _, s := range d.Status().Sources {
 		names = append(names, s.Name+"@"+s.Addr.String())
 	}
-	if got, want := strings.Join(names, " "), "192.0.2.1:4460@invalid AddrPort 192.0.2.2@192.0.2.2:123 nts.example:4460@invalid AddrPort"; got != want {
+	if got, want := strings.Join(names, " "), "192.0.2.1:4460@invalid AddrPort nts.example:4460@invalid AddrPort 192.0.2.2@192.0.2.2:123"; got != want {
 		t.Errorf("sources %q, want %q", got, want)
 	}
 }

@@ -90,31 +90,44 @@ type entry struct {
 	resolved        bool
 }
 
-// New returns a Discipliner for servers, each "host:port" or "host" (port
-// 123), where host is an IP address or a name; a name that resolves to
-// several addresses (a pool) becomes several sources. Nothing is sent
-// until Run.
-func New(servers []string, o Options) (*Discipliner, error) {
-	if len(servers) == 0 {
-		return nil, errors.New("upstream: no servers")
+// New returns a Discipliner for sources (see Source and Addresses). A
+// plain source's address is "host:port" or "host" (port 123), where host
+// is an IP address or a name; a name that resolves to several addresses
+// (a pool) becomes several sources. An NTS source gets its NTP address
+// from NTS-KE. Sources are only ever authenticated one way: an NTS or
+// keyed source never uses an unauthenticated reply, not even a
+// kiss-o'-death. Nothing is sent until Run.
+func New(sources []Source, o Options) (*Discipliner, error) {
+	if len(sources) == 0 {
+		return nil, errors.New("upstream: no sources")
 	}
 	if err := o.setDefaults(); err != nil {
 		return nil, err
 	}
 	d := &Discipliner{o: o, base: o.Clock, log: o.Logger, inUse: make(map[netip.AddrPort]bool)}
-	for i, s := range servers {
-		e, err := parseServer(s)
-		if err != nil {
-			return nil, fmt.Errorf("upstream: servers[%d]: %w", i, err)
+	for i, src := range sources {
+		name, auth, err := src.check()
+		if err == nil {
+			var e *entry
+			if e, err = parseServer(name); err == nil {
+				e.auth = auth
+				d.entries = append(d.entries, e)
+			}
 		}
-		d.entries = append(d.entries, e)
+		if err != nil {
+			return nil, fmt.Errorf("upstream: sources[%d]: %w", i, err)
+		}
 	}
-	// Sources for IP literals exist from the start, so Status lists them
-	// and the first reply cannot make a quorum on its own.
+	// Sources for IP literals and NTS servers exist from the start, so
+	// Status lists them and the first reply cannot make a quorum on its
+	// own. An NTS source gets its address from NTS-KE.
 	for _, e := range d.entries {
-		if e.ip.IsValid() {
+		switch {
+		case e.nts():
+			d.sources = append(d.sources, &source{e: e, poll: d.o.MinPoll})
+		case e.ip.IsValid():
 			d.addSourceLocked(e, netip.AddrPortFrom(e.ip, e.port))
-		} else {
+		default:
 			d.pending++
 		}
 	}
@@ -246,19 +259,13 @@ func (d *Discipliner) Run(ctx context.Context) error {
 			}()
 		}
 	}
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			wg.Wait()
-			d.saveDrift(true)
-			return ctx.Err()
-		case <-tick.C:
-			d.housekeep()
-			d.saveDrift(false)
-		}
+	for d.sleep(ctx, time.Second) {
+		d.housekeep()
+		d.saveDrift(false)
 	}
+	wg.Wait()
+	d.saveDrift(true)
+	return ctx.Err()
 }
 
 // resolveEntry resolves a name until it yields addresses, retrying with
@@ -301,10 +308,8 @@ func (d *Discipliner) resolveEntry(ctx context.Context, e *entry, start func(*so
 			err = errors.New("no unused address")
 		}
 		d.log.Warn("upstream resolve failed", "name", e.name, "err", err, "retry", wait)
-		select {
-		case <-ctx.Done():
+		if !d.sleep(ctx, wait) {
 			return
-		case <-time.After(wait):
 		}
 		wait = min(2*wait, max(d.o.MaxPoll, time.Minute), 10*time.Minute)
 	}
@@ -674,8 +679,8 @@ func (d *Discipliner) Status() Status {
 	st := Status{
 		Synchronized:   ref.Synchronized(),
 		Stratum:        ref.Stratum,
-		RefID:          ref.RefID.String(),
-		Leap:           ref.Leap.String(),
+		RefID:          ref.RefID,
+		Leap:           ref.Leap,
 		Offset:         time.Duration(d.offset),
 		Correction:     time.Duration(snap.corr(e)),
 		Frequency:      d.freq * 1e6,
@@ -687,9 +692,9 @@ func (d *Discipliner) Status() Status {
 		Leaps:          d.leaps,
 	}
 	if snap.leapDir != 0 && !snap.leapDone {
-		st.LeapSecond = "insert"
+		st.LeapSecond = ntpwire.LeapInsert
 		if snap.leapDir < 0 {
-			st.LeapSecond = "delete"
+			st.LeapSecond = ntpwire.LeapDelete
 		}
 		st.LeapTime = time.Unix(0, snap.leapAt).UTC()
 		st.LeapSmear = snap.smear
@@ -711,8 +716,8 @@ func (d *Discipliner) Status() Status {
 			Reach:        s.reach,
 			Poll:         max(s.poll, s.pollFloor),
 			Stratum:      s.stratum,
-			RefID:        s.refID.String(),
-			Leap:         s.leap.String(),
+			RefID:        s.refID,
+			Leap:         s.leap,
 			Samples:      s.samples,
 			Rejects:      s.rej,
 			RootDistance: s.dist,

@@ -32,7 +32,7 @@ func newRig(t *testing.T, n int, o Options) *rig {
 	for i := range n {
 		servers = append(servers, netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}), 123).String())
 	}
-	d, err := New(servers, o)
+	d, err := New(Addresses(servers...), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestReferenceFields(t *testing.T) {
 
 func TestRefIDForIPv6Peer(t *testing.T) {
 	clk := clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
-	d, err := New([]string{"[2001:db8::1]:123"}, Options{Clock: clk})
+	d, err := New(Addresses("[2001:db8::1]:123"), Options{Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,19 +333,19 @@ func TestNewRejectsBadInput(t *testing.T) {
 		o       Options
 		want    string
 	}{
-		{nil, Options{}, "no servers"},
-		{[]string{"a:0"}, Options{}, "servers[0]"},
-		{[]string{"ok", "b:99999"}, Options{}, "servers[1]"},
+		{nil, Options{}, "no sources"},
+		{[]string{"a:0"}, Options{}, "sources[0]"},
+		{[]string{"ok", "b:99999"}, Options{}, "sources[1]"},
 		{[]string{":123"}, Options{}, "empty host"},
 		{[]string{"a"}, Options{MinPoll: 10 * time.Second, MaxPoll: time.Second}, "poll"},
 		{[]string{"a"}, Options{MaxSlewRate: 2}, "slew"},
 	} {
-		_, err := New(tc.servers, tc.o)
+		_, err := New(Addresses(tc.servers...), tc.o)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("New(%q, %+v) = %v, want an error mentioning %q", tc.servers, tc.o, err, tc.want)
 		}
 	}
-	d, err := New([]string{"time.example", "192.0.2.1", "[2001:db8::1]:1234"}, Options{})
+	d, err := New(Addresses("time.example", "192.0.2.1", "[2001:db8::1]:1234"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,17 +357,20 @@ func TestNewRejectsBadInput(t *testing.T) {
 	}
 }
 
-func TestStatusJSON(t *testing.T) {
+func TestStatusTyped(t *testing.T) {
 	r := newRig(t, 1, Options{})
-	r.reply(0, 0, 0, ntpwire.Packet{})
-	b, err := json.Marshal(r.d.Status())
-	if err != nil {
-		t.Fatal(err)
+	r.reply(0, 0, 0, ntpwire.Packet{Leap: ntpwire.LeapInsert})
+	st := r.d.Status()
+	peer := netip.MustParseAddr("192.0.2.1")
+	if !st.Synchronized || st.RefID != ntpwire.RefIDFromAddr(peer) || st.Stratum != 2 {
+		t.Fatalf("status %+v, want synchronised to %v at stratum 2", st, peer)
 	}
-	for _, want := range []string{`"synchronized":true`, `"state":"selected"`, `"reach":1`, `"bad_origin":0`, `"frequency_ppm":`} {
-		if !strings.Contains(string(b), want) {
-			t.Errorf("status JSON lacks %s: %s", want, b)
-		}
+	src := st.Sources[0]
+	if src.State != StateSelected || src.Reach != 1 || src.Leap != ntpwire.LeapInsert || src.Addr != netip.AddrPortFrom(peer, 123) {
+		t.Fatalf("source status %+v", src)
+	}
+	if b, err := json.Marshal(st); err != nil || strings.Contains(string(b), "frequency_ppm") {
+		t.Fatalf("status carries JSON names (%v): %s", err, b)
 	}
 }
 

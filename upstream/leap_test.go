@@ -98,9 +98,9 @@ func (lr *leapRun) start(t *testing.T, want ntpwire.Leap) {
 		t.Fatalf("an hour before the leap: reference %+v, want synchronised with leap %v", ref, want)
 	}
 	st := lr.r.d.Status()
-	kind := "insert"
+	kind := ntpwire.LeapInsert
 	if lr.dir < 0 {
-		kind = "delete"
+		kind = ntpwire.LeapDelete
 	}
 	if st.LeapSecond != kind || !st.LeapTime.Equal(leapMidnight) {
 		t.Fatalf("status leap %q at %v, want %s at %v", st.LeapSecond, st.LeapTime, kind, leapMidnight)
@@ -111,7 +111,7 @@ func (lr *leapRun) start(t *testing.T, want ntpwire.Leap) {
 func (lr *leapRun) finish(t *testing.T) {
 	t.Helper()
 	st := lr.r.d.Status()
-	if st.Steps != lr.steps0 || st.Leaps != 1 || st.LeapSecond != "" {
+	if st.Steps != lr.steps0 || st.Leaps != 1 || st.LeapSecond != ntpwire.LeapNone {
 		t.Fatalf("after the leap: %d steps (%d before), %d leaps, leap %q scheduled", st.Steps, lr.steps0, st.Leaps, st.LeapSecond)
 	}
 	for _, s := range st.Sources {
@@ -235,7 +235,7 @@ func TestLeapMinorityIgnored(t *testing.T) {
 	if ref := r.d.Reference(); !ref.Synchronized() || ref.Leap != ntpwire.LeapNone {
 		t.Fatalf("reference %+v, want synchronised without a leap", ref)
 	}
-	if st := r.d.Status(); st.LeapSecond != "" {
+	if st := r.d.Status(); st.LeapSecond != ntpwire.LeapNone {
 		t.Fatalf("leap %q scheduled", st.LeapSecond)
 	}
 }
@@ -268,7 +268,7 @@ func TestLeapWithoutSamples(t *testing.T) {
 		}
 		last = now
 	}
-	if st := r.d.Status(); st.Leaps != 1 || st.LeapSecond != "" || !st.Synchronized {
+	if st := r.d.Status(); st.Leaps != 1 || st.LeapSecond != ntpwire.LeapNone || !st.Synchronized {
 		t.Fatalf("after the leap without replies: %d leaps, %q scheduled, synchronised %v", st.Leaps, st.LeapSecond, st.Synchronized)
 	}
 	lr.feed(0)

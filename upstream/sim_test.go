@@ -38,7 +38,7 @@ func runDiscipliner(t *testing.T, ctx context.Context, addrs []string, o upstrea
 	if o.MinPoll == 0 {
 		o.MinPoll, o.MaxPoll = simPoll, simPoll
 	}
-	d, err := upstream.New(addrs, o)
+	d, err := upstream.New(upstream.Addresses(addrs...), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -83,7 +82,7 @@ func (d *Discipliner) runSource(ctx context.Context, s *source) {
 		conn, err := d.o.Dial(ctx, "udp", addr.String())
 		if err != nil {
 			d.log.Warn("upstream: dial failed", "addr", addr.String(), "err", err)
-			if !sleep(ctx, d.o.MinPoll) {
+			if !d.sleep(ctx, d.o.MinPoll) {
 				return
 			}
 			continue
@@ -107,13 +106,23 @@ func (d *Discipliner) runSource(ctx context.Context, s *source) {
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
+// sleep waits for dur on the base clock's timescale (clock.AfterFunc), so
+// that under a fake clock the poll schedule runs in virtual time. It
+// reports false when ctx ended first.
+func (d *Discipliner) sleep(ctx context.Context, dur time.Duration) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	if dur <= 0 {
+		return true
+	}
+	fired := make(chan struct{})
+	t := clock.AfterFunc(d.base, dur, func() { close(fired) })
 	select {
 	case <-ctx.Done():
+		t.Stop()
 		return false
-	case <-t.C:
+	case <-fired:
 		return true
 	}
 }
@@ -128,10 +137,10 @@ func (d *Discipliner) pollLoop(ctx context.Context, s *source, conn net.Conn, bu
 	}
 	var wait time.Duration
 	for {
-		if !sleep(ctx, wait) {
+		if !d.sleep(ctx, wait) {
 			return false
 		}
-		sent := time.Now()
+		sent := d.base.Now()
 		d.mu.Lock()
 		s.reach <<= 1
 		s.polls++
@@ -162,7 +171,7 @@ func (d *Discipliner) pollLoop(ctx context.Context, s *source, conn net.Conn, bu
 		if redial {
 			return true
 		}
-		wait = max(0, interval-time.Since(sent))
+		wait = max(0, interval-d.base.Now().Sub(sent))
 	}
 }
 
@@ -185,7 +194,12 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 		r = rand.Reader
 	}
 	if _, err := io.ReadFull(r, xmit[:]); err != nil {
-		panic(fmt.Sprintf("upstream: random source failed: %v", err))
+		// A caller's reader failed: nothing is sent (a predictable
+		// transmit timestamp would let replies be spoofed). The query
+		// counts as lost, and the error is logged.
+		d.log.Error("upstream: random source failed; query not sent", "addr", s.addr.String(), "err", err)
+		d.sleep(ctx, timeout)
+		return outTimeout, ntpwire.Packet{}, sample{}
 	}
 	d.mu.Lock()
 	poll := max(s.poll, s.pollFloor)
@@ -215,12 +229,15 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 	default:
 		out = req.AppendTo(buf[:0])
 	}
-	deadline := time.Now().Add(timeout)
-	conn.SetDeadline(deadline)
+	// The deadline is the connection's, on the system clock; waits of our
+	// own are on the base clock.
+	conn.SetDeadline(time.Now().Add(timeout))
+	sent := d.base.Now()
+	waitOut := func() { d.sleep(ctx, timeout-d.base.Now().Sub(sent)) }
 	t1 := d.rawNow()
 	if _, err := conn.Write(out); err != nil {
 		d.log.Debug("upstream: send failed", "addr", s.addr.String(), "err", err)
-		sleepUntil(ctx, deadline)
+		waitOut()
 		return outTimeout, ntpwire.Packet{}, sample{}
 	}
 	for {
@@ -238,7 +255,7 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 				// ICMP unreachable and the like: wait out the timeout
 				// so an absent server is not hammered.
 				d.log.Debug("upstream: receive failed", "addr", s.addr.String(), "err", err)
-				sleepUntil(ctx, deadline)
+				waitOut()
 			}
 			return outTimeout, ntpwire.Packet{}, sample{}
 		}
@@ -277,8 +294,6 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 		return d.judge(s, &p, t1, t4)
 	}
 }
-
-func sleepUntil(ctx context.Context, t time.Time) { sleep(ctx, time.Until(t)) }
 
 func (d *Discipliner) count(s *source, f func(*Rejects)) {
 	d.mu.Lock()

@@ -3,6 +3,8 @@ package upstream
 import (
 	"net/netip"
 	"time"
+
+	"github.com/ntpkit/ntpkit/ntpwire"
 )
 
 // SourceState is what the Discipliner currently makes of a source.
@@ -39,27 +41,24 @@ func (s SourceState) String() string {
 	return "unknown"
 }
 
-// MarshalText encodes the state as its name (for JSON).
-func (s SourceState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
 // Rejects counts replies a source sent that were not used, by reason, and
 // queries that got no reply.
 type Rejects struct {
-	Malformed   uint64 `json:"malformed"`    // shorter than a header
-	BadOrigin   uint64 `json:"bad_origin"`   // origin timestamp is not our transmit timestamp: late, duplicate or spoofed
-	BadMode     uint64 `json:"bad_mode"`     // not a server-mode reply
-	BadStratum  uint64 `json:"bad_stratum"`  // stratum outside 1–15 (and not a kiss)
-	LeapAlarm   uint64 `json:"leap_alarm"`   // leap indicator 3: the server is unsynchronised
-	BadTime     uint64 `json:"bad_time"`     // zero receive or transmit timestamp
-	BadDistance uint64 `json:"bad_distance"` // root distance beyond MaxDistance
-	KissRate    uint64 `json:"kiss_rate"`    // KoD RATE: polling slowed
-	KissDeny    uint64 `json:"kiss_deny"`    // KoD DENY: source retired
-	KissRstr    uint64 `json:"kiss_rstr"`    // KoD RSTR: source retired
-	KissOther   uint64 `json:"kiss_other"`   // another kiss code
-	Timeout     uint64 `json:"timeout"`      // no valid reply in time
-	Auth        uint64 `json:"auth"`         // NTS or MAC source: reply not authenticated (no or bad MAC, crypto-NAK, bad NTS authenticator)
-	NTSNAK      uint64 `json:"nts_nak"`      // NTS NAK: cookies refused, NTS-KE run again
-	KEFailed    uint64 `json:"ke_failed"`    // NTS-KE sessions that failed
+	Malformed   uint64 // shorter than a header
+	BadOrigin   uint64 // origin timestamp is not our transmit timestamp: late, duplicate or spoofed
+	BadMode     uint64 // not a server-mode reply
+	BadStratum  uint64 // stratum outside 1–15 (and not a kiss)
+	LeapAlarm   uint64 // leap indicator 3: the server is unsynchronised
+	BadTime     uint64 // zero receive or transmit timestamp
+	BadDistance uint64 // root distance beyond MaxDistance
+	KissRate    uint64 // KoD RATE: polling slowed
+	KissDeny    uint64 // KoD DENY: source retired
+	KissRstr    uint64 // KoD RSTR: source retired
+	KissOther   uint64 // another kiss code
+	Timeout     uint64 // no valid reply in time
+	Auth        uint64 // NTS or MAC source: reply not authenticated (no or bad MAC, crypto-NAK, bad NTS authenticator)
+	NTSNAK      uint64 // NTS NAK: cookies refused, NTS-KE run again
+	KEFailed    uint64 // NTS-KE sessions that failed
 }
 
 func (r *Rejects) add(o Rejects) {
@@ -82,78 +81,78 @@ func (r *Rejects) add(o Rejects) {
 
 // SourceStatus describes one upstream source.
 type SourceStatus struct {
-	Name    string         `json:"name"` // as configured: host:port
-	Addr    netip.AddrPort `json:"addr"`
-	State   SourceState    `json:"state"`
-	Reach   uint8          `json:"reach"` // RFC 5905 reachability register: bit 0 is the last query
-	Poll    time.Duration  `json:"poll"`
-	Stratum uint8          `json:"stratum"`
-	RefID   string         `json:"refid"`
-	Leap    string         `json:"leap"`
+	Name    string // as configured: host:port
+	Addr    netip.AddrPort
+	State   SourceState
+	Reach   uint8 // RFC 5905 reachability register: bit 0 is the last query
+	Poll    time.Duration
+	Stratum uint8
+	RefID   ntpwire.RefID
+	Leap    ntpwire.Leap
 	// LastSample is when the last valid reply arrived (on the served
 	// timescale); zero if none.
-	LastSample time.Time `json:"last_sample"`
+	LastSample time.Time
 	// Offset and Delay are the last sample's; Jitter and RootDistance
 	// are the clock filter's.
-	Offset       time.Duration `json:"offset"`
-	Delay        time.Duration `json:"delay"`
-	Jitter       time.Duration `json:"jitter"`
-	RootDistance time.Duration `json:"root_distance"`
-	Samples      uint64        `json:"samples"` // valid replies
-	Rejects      Rejects       `json:"rejects"`
+	Offset       time.Duration
+	Delay        time.Duration
+	Jitter       time.Duration
+	RootDistance time.Duration
+	Samples      uint64 // valid replies
+	Rejects      Rejects
 }
 
 // Status describes the Discipliner and its sources.
 type Status struct {
 	// Synchronized is true when the served reference data is trusted
 	// (leap is not alarm, stratum 1–15).
-	Synchronized bool `json:"synchronized"`
+	Synchronized bool
 	// Stratum, RefID and Leap are what replies carry now.
-	Stratum uint8  `json:"stratum"`
-	RefID   string `json:"refid"`
-	Leap    string `json:"leap"`
+	Stratum uint8
+	RefID   ntpwire.RefID
+	Leap    ntpwire.Leap
 	// LastUpdate is when the clock was last updated (the reference
 	// time); zero before the first.
-	LastUpdate time.Time `json:"last_update"`
+	LastUpdate time.Time
 	// Offset is the estimated error of the served clock still being
 	// slewed away (positive: the served clock is behind).
-	Offset time.Duration `json:"offset"`
+	Offset time.Duration
 	// Correction is the served time minus the base clock.
-	Correction time.Duration `json:"correction"`
+	Correction time.Duration
 	// Frequency is the base clock's estimated frequency error, in ppm,
 	// which the software clock corrects.
-	Frequency float64 `json:"frequency_ppm"`
+	Frequency float64
 	// RootDelay, RootDispersion and RootDistance are the served root
 	// values (RootDistance = RootDelay/2 + RootDispersion).
-	RootDelay      time.Duration `json:"root_delay"`
-	RootDispersion time.Duration `json:"root_dispersion"`
-	RootDistance   time.Duration `json:"root_distance"`
+	RootDelay      time.Duration
+	RootDispersion time.Duration
+	RootDistance   time.Duration
 	// Steps counts clock steps, Updates clock updates.
-	Steps   uint64 `json:"steps"`
-	Updates uint64 `json:"updates"`
+	Steps   uint64
+	Updates uint64
 	// RefusedSteps counts updates refused because they would have moved
 	// the clock beyond Options.MaxStep.
-	RefusedSteps uint64 `json:"refused_steps"`
-	// LeapSecond is "insert" or "delete" while a leap second is
-	// scheduled, at LeapTime (the midnight UTC that ends its day), smeared
-	// over LeapSmear when that is not zero. Leaps counts leap seconds
-	// carried out.
-	LeapSecond string        `json:"leap_second,omitempty"`
-	LeapTime   time.Time     `json:"leap_time,omitzero"`
-	LeapSmear  time.Duration `json:"leap_smear,omitempty"`
-	Leaps      uint64        `json:"leaps"`
+	RefusedSteps uint64
+	// LeapSecond is ntpwire.LeapInsert or ntpwire.LeapDelete while a
+	// leap second is scheduled, at LeapTime (the midnight UTC that ends
+	// its day), smeared over LeapSmear when that is not zero; else
+	// ntpwire.LeapNone. Leaps counts leap seconds carried out.
+	LeapSecond ntpwire.Leap
+	LeapTime   time.Time
+	LeapSmear  time.Duration
+	Leaps      uint64
 	// Unresolved lists configured names that have not yet resolved to a
 	// usable address.
-	Unresolved []NameStatus `json:"unresolved,omitempty"`
+	Unresolved []NameStatus
 	// Sources lists the sources in the order they were added.
-	Sources []SourceStatus `json:"sources"`
+	Sources []SourceStatus
 	// Rejects sums the sources' counters.
-	Rejects Rejects `json:"rejects"`
+	Rejects Rejects
 }
 
 // NameStatus describes a configured name whose lookups failed.
 type NameStatus struct {
-	Name      string `json:"name"`
-	Failures  uint64 `json:"failures"`
-	LastError string `json:"last_error"`
+	Name      string
+	Failures  uint64
+	LastError string
 }

@@ -5,21 +5,26 @@ package clocktest
 import (
 	"sync"
 	"time"
+
+	"github.com/ntpkit/ntpkit/clock"
 )
 
 // Fake is a settable, advanceable clock. It is safe for concurrent use.
-// It implements clock.Clock and clock.Precisioner; timers created with
-// AfterFunc fire when the fake time passes their deadline.
+// It implements clock.Clock, clock.Precisioner and clock.Timers; timers
+// created with AfterFunc fire when the fake time passes their deadline.
 type Fake struct {
 	mu        sync.Mutex
 	now       time.Time
 	precision int8
+	seq       uint64
 	timers    []*fakeTimer
 }
 
 type fakeTimer struct {
-	at time.Time
-	f  func()
+	f   *Fake
+	at  time.Time
+	seq uint64 // creation order: timers due at the same moment fire in it
+	fn  func()
 }
 
 // New returns a Fake showing t, with a precision of 2^-20 s (about 1 µs).
@@ -49,71 +54,91 @@ func (f *Fake) SetPrecision(p int8) {
 }
 
 // Set moves the clock to t, which may be earlier than now, and fires the
-// timers that fall due.
+// timers that fall due (with the clock showing t).
 func (f *Fake) Set(t time.Time) {
 	f.mu.Lock()
 	f.now = t
-	due := f.dueLocked()
 	f.mu.Unlock()
-	for _, tm := range due {
-		tm.f()
-	}
+	f.fireDue(t)
 }
 
-// Advance moves the clock forward by d and fires the timers that fall due,
-// in deadline order.
+// Advance moves the clock forward by d, firing the timers that fall due
+// in deadline order; while a timer's function runs, the clock shows its
+// deadline, and timers it schedules within the window fire too.
 func (f *Fake) Advance(d time.Duration) {
 	f.mu.Lock()
-	f.now = f.now.Add(d)
-	due := f.dueLocked()
+	end := f.now.Add(d)
 	f.mu.Unlock()
-	for _, tm := range due {
-		tm.f()
+	f.fireDue(end)
+	f.mu.Lock()
+	if f.now.Before(end) {
+		f.now = end
+	}
+	f.mu.Unlock()
+}
+
+// fireDue fires, one at a time and earliest first, the timers due by end,
+// moving the clock forward to each one's deadline.
+func (f *Fake) fireDue(end time.Time) {
+	for {
+		f.mu.Lock()
+		next := -1
+		for i, t := range f.timers {
+			if t.at.After(end) {
+				continue
+			}
+			if next < 0 || t.at.Before(f.timers[next].at) || t.at.Equal(f.timers[next].at) && t.seq < f.timers[next].seq {
+				next = i
+			}
+		}
+		if next < 0 {
+			f.mu.Unlock()
+			return
+		}
+		t := f.timers[next]
+		f.timers = append(f.timers[:next], f.timers[next+1:]...)
+		if t.at.After(f.now) {
+			f.now = t.at
+		}
+		f.mu.Unlock()
+		t.fn()
 	}
 }
 
 // AfterFunc arranges for fn to run (on the goroutine that moves the clock)
-// once the fake time reaches now+d. The returned function cancels it and
-// reports whether it was still pending.
-func (f *Fake) AfterFunc(d time.Duration, fn func()) (cancel func() bool) {
-	tm := &fakeTimer{f: fn}
+// once the fake time reaches now+d; with d <= 0 it runs at once, on the
+// caller's goroutine.
+func (f *Fake) AfterFunc(d time.Duration, fn func()) clock.Timer {
 	f.mu.Lock()
-	tm.at = f.now.Add(d)
-	f.timers = append(f.timers, tm)
-	due := f.dueLocked()
+	f.seq++
+	t := &fakeTimer{f: f, at: f.now.Add(d), seq: f.seq, fn: fn}
+	if d <= 0 {
+		f.mu.Unlock()
+		fn()
+		return t
+	}
+	f.timers = append(f.timers, t)
 	f.mu.Unlock()
-	for _, t := range due {
-		t.f()
-	}
-	return func() bool {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		for i, t := range f.timers {
-			if t == tm {
-				f.timers = append(f.timers[:i], f.timers[i+1:]...)
-				return true
-			}
-		}
-		return false
-	}
+	return t
 }
 
-// dueLocked removes and returns the timers due at f.now, earliest first.
-func (f *Fake) dueLocked() []*fakeTimer {
-	var due []*fakeTimer
-	kept := f.timers[:0]
-	for _, t := range f.timers {
-		if !t.at.After(f.now) {
-			due = append(due, t)
-		} else {
-			kept = append(kept, t)
+// Pending returns how many timers have not fired or been stopped.
+func (f *Fake) Pending() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.timers)
+}
+
+// Stop cancels the timer and reports whether it was still pending.
+func (t *fakeTimer) Stop() bool {
+	f := t.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, u := range f.timers {
+		if u == t {
+			f.timers = append(f.timers[:i], f.timers[i+1:]...)
+			return true
 		}
 	}
-	f.timers = kept
-	for i := 1; i < len(due); i++ {
-		for j := i; j > 0 && due[j].at.Before(due[j-1].at); j-- {
-			due[j], due[j-1] = due[j-1], due[j]
-		}
-	}
-	return due
+	return false
 }

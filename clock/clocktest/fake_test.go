@@ -28,8 +28,8 @@ func TestFakeAfterFunc(t *testing.T) {
 	var order []int
 	f.AfterFunc(3*time.Second, func() { order = append(order, 3) })
 	f.AfterFunc(1*time.Second, func() { order = append(order, 1) })
-	cancel := f.AfterFunc(2*time.Second, func() { order = append(order, 2) })
-	if !cancel() {
+	tm := f.AfterFunc(2*time.Second, func() { order = append(order, 2) })
+	if !tm.Stop() {
 		t.Fatal("cancel of a pending timer returned false")
 	}
 	f.Advance(500 * time.Millisecond)
@@ -40,13 +40,38 @@ func TestFakeAfterFunc(t *testing.T) {
 	if len(order) != 2 || order[0] != 1 || order[1] != 3 {
 		t.Fatalf("fired %v, want [1 3]", order)
 	}
-	if cancel() {
+	if tm.Stop() {
 		t.Fatal("cancel of a removed timer returned true")
 	}
 	fired := false
 	f.AfterFunc(0, func() { fired = true })
 	if !fired {
 		t.Fatal("a zero-delay timer did not fire at once")
+	}
+}
+
+func TestFakeAdvanceShowsEachDeadline(t *testing.T) {
+	start := time.Unix(1000, 0)
+	f := New(start)
+	var seen []time.Duration
+	var tick func()
+	tick = func() {
+		seen = append(seen, f.Now().Sub(start))
+		if len(seen) < 3 {
+			f.AfterFunc(time.Second, tick) // rescheduled within the window
+		}
+	}
+	f.AfterFunc(time.Second, tick)
+	f.Advance(10 * time.Second)
+	want := []time.Duration{time.Second, 2 * time.Second, 3 * time.Second}
+	if len(seen) != len(want) || seen[0] != want[0] || seen[1] != want[1] || seen[2] != want[2] {
+		t.Fatalf("timers saw %v, want %v", seen, want)
+	}
+	if got := f.Now().Sub(start); got != 10*time.Second {
+		t.Fatalf("after Advance the clock is at +%v, want +10s", got)
+	}
+	if f.Pending() != 0 {
+		t.Fatalf("%d timers pending, want 0", f.Pending())
 	}
 }
 

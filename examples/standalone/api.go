@@ -291,16 +291,16 @@ func (a *apiServer) shutdown(ctx context.Context) error {
 type upstreamStatsJSON struct {
 	Updates  uint64                    `json:"updates"`
 	Steps    uint64                    `json:"steps"`
-	Rejects  upstream.Rejects          `json:"rejects"`
+	Rejects  rejectsJSON               `json:"rejects"`
 	Failures uint64                    `json:"failures"`
 	Sources  []upstreamSourceStatsJSON `json:"sources"`
 }
 
 type upstreamSourceStatsJSON struct {
-	Name      string           `json:"name"`
-	Successes uint64           `json:"successes"`
-	Failures  uint64           `json:"failures"`
-	Rejects   upstream.Rejects `json:"rejects"`
+	Name      string      `json:"name"`
+	Successes uint64      `json:"successes"`
+	Failures  uint64      `json:"failures"`
+	Rejects   rejectsJSON `json:"rejects"`
 }
 
 func rejectsTotal(r upstream.Rejects) uint64 {
@@ -328,13 +328,13 @@ func (d *daemon) attachUpstream(disc *upstream.Discipliner) {
 		}
 		return false, fmt.Sprintf("upstream not synchronized (%d of %d sources reachable)", reachable, len(st.Sources))
 	}
-	d.upstreamStatus = func() any { return disc.Status() }
+	d.upstreamStatus = func() any { return upstreamStatusToJSON(disc.Status()) }
 	d.upstreamStats = func() any {
 		st := disc.Status()
-		j := upstreamStatsJSON{Updates: st.Updates, Steps: st.Steps, Rejects: st.Rejects, Failures: rejectsTotal(st.Rejects)}
+		j := upstreamStatsJSON{Updates: st.Updates, Steps: st.Steps, Rejects: rejectsToJSON(st.Rejects), Failures: rejectsTotal(st.Rejects)}
 		for _, s := range st.Sources {
 			j.Sources = append(j.Sources, upstreamSourceStatsJSON{
-				Name: s.Name, Successes: s.Samples, Failures: rejectsTotal(s.Rejects), Rejects: s.Rejects,
+				Name: s.Name, Successes: s.Samples, Failures: rejectsTotal(s.Rejects), Rejects: rejectsToJSON(s.Rejects),
 			})
 		}
 		return j

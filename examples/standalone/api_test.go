@@ -28,7 +28,7 @@ func newTestDaemon(t *testing.T, mw ...server.Middleware) (*daemon, string) {
 	src := server.NewLocalSource(clocktest.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)), 3)
 	srv := &server.Server{Source: src}
 	if len(mw) > 0 {
-		srv.Handler = server.Chain(server.Responder(src), mw...)
+		srv.Handler = server.Chain(server.Responder(), mw...)
 	}
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {

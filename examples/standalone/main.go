@@ -155,7 +155,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, opts serveOptio
 	}
 	srv := &server.Server{
 		Source:      src,
-		Handler:     server.Chain(server.Responder(src), mw.middleware()...),
+		Handler:     server.Chain(server.Responder(), mw.middleware()...),
 		Logger:      logger,
 		Sockets:     cfg.Server.Sockets,
 		Workers:     cfg.Server.Workers,
@@ -185,7 +185,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, opts serveOptio
 	}
 	if am := authn.middleware(); len(am) > 0 {
 		// Authentication sits inside access control and rate limiting.
-		srv.Handler = server.Chain(server.Responder(src), append(mw.middleware(), am...)...)
+		srv.Handler = server.Chain(server.Responder(), append(mw.middleware(), am...)...)
 	}
 	authn.start(ctx)
 	defer func() {

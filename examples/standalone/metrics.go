@@ -241,8 +241,8 @@ func writeUpstreamMetrics(m *metricsWriter, st upstream.Status) {
 	m.counter("ntpkit_upstream_refused_steps_total", "Updates refused because they would have stepped the clock by more than max_step.", st.RefusedSteps)
 	m.counter("ntpkit_upstream_leap_seconds_total", "Leap seconds applied (inserted or deleted).", st.Leaps)
 	m.family("ntpkit_upstream_leap_scheduled", "gauge", "1 while a leap second of the labelled kind is scheduled, 0 otherwise.")
-	m.sample("ntpkit_upstream_leap_scheduled", boolValue(st.LeapSecond == "insert"), "kind", "insert")
-	m.sample("ntpkit_upstream_leap_scheduled", boolValue(st.LeapSecond == "delete"), "kind", "delete")
+	m.sample("ntpkit_upstream_leap_scheduled", boolValue(st.LeapSecond == ntpwire.LeapInsert), "kind", "insert")
+	m.sample("ntpkit_upstream_leap_scheduled", boolValue(st.LeapSecond == ntpwire.LeapDelete), "kind", "delete")
 	if !st.LastUpdate.IsZero() {
 		m.gauge("ntpkit_upstream_last_update_time_seconds", "When the clock was last updated, in seconds since the Unix epoch.", float64(st.LastUpdate.UnixNano())/1e9)
 	}

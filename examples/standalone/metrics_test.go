@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ntpkit/ntpkit/ntpwire"
 	"github.com/ntpkit/ntpkit/upstream"
 )
 
@@ -315,7 +316,7 @@ func hasPrefixKey(m map[string]float64, prefix string) bool {
 func TestUpstreamMetrics(t *testing.T) {
 	st := upstream.Status{
 		Synchronized: true, Offset: 1500 * time.Microsecond, Frequency: -12.5, Updates: 9, Steps: 1,
-		RefusedSteps: 2, LeapSecond: "insert", Leaps: 3,
+		RefusedSteps: 2, LeapSecond: ntpwire.LeapInsert, Leaps: 3,
 		LastUpdate: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC),
 		Sources: []upstream.SourceStatus{
 			{Name: "192.0.2.1:123", State: upstream.StateSelected, Reach: 0xff, Stratum: 1, Samples: 8, Delay: 20 * time.Millisecond},

@@ -87,7 +87,7 @@ func TestGuardsReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := server.Chain(server.Responder(server.NewLocalSource(nil, 0)), g.middleware()...)
+	h := server.Chain(server.Responder(), g.middleware()...)
 	now := time.Now()
 	got := []string{
 		answer(h, "192.0.2.1:123", now),

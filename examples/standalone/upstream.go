@@ -185,7 +185,7 @@ func newSource(ctx context.Context, cfg Config, logger *slog.Logger) (server.Sou
 	if err != nil {
 		return nil, nil, err
 	}
-	d, err := upstream.NewWithServers(servers, o)
+	d, err := upstream.New(servers, o)
 	if err != nil {
 		return nil, nil, fmt.Errorf("upstream: %w", err)
 	}
@@ -197,16 +197,16 @@ func newSource(ctx context.Context, cfg Config, logger *slog.Logger) (server.Sou
 // servers returns the configured servers with their authentication:
 // keys from keysFile (the daemon's keys_file) and NTS-KE trusting the
 // system roots plus nts_trusted_certs. Errors name the field.
-func (c UpstreamConfig) servers(keysFile string) ([]upstream.Server, error) {
-	var out []upstream.Server
+func (c UpstreamConfig) servers(keysFile string) ([]upstream.Source, error) {
+	var out []upstream.Source
 	for _, s := range c.Servers {
-		out = append(out, upstream.Server{Address: s})
+		out = append(out, upstream.Source{Address: s})
 	}
 	var keys *symkey.Keys
 	var roots *x509.CertPool
 	for i, s := range c.Sources {
 		field := fmt.Sprintf("upstream.sources[%d]", i)
-		srv := upstream.Server{Address: s.Address, NTS: s.NTS}
+		srv := upstream.Source{Address: s.Address, NTS: s.NTS}
 		if s.Key != 0 {
 			if keysFile == "" {
 				return nil, fieldErr(field+".key", "key %d needs a keys_file", s.Key)

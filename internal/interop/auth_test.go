@@ -36,7 +36,7 @@ func TestChronydAuthenticatesOurMACs(t *testing.T) {
 	}
 	mac := &auth.MAC{Keys: keys}
 	src := server.NewLocalSource(clock.System{}, 10)
-	s := &server.Server{Source: src, Handler: server.Chain(server.Responder(src), mac.Wrap)}
+	s := &server.Server{Source: src, Handler: server.Chain(server.Responder(), mac.Wrap)}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(context.Background(), pc) }()
 	t.Cleanup(func() {

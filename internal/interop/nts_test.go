@@ -34,7 +34,7 @@ func ntsServer(t *testing.T, pki *ntsketest.PKI) (int, *nts.Middleware, *nts.KES
 	}
 	mw := nts.NewMiddleware(keys)
 	src := server.NewLocalSource(clock.System{}, 10)
-	s := &server.Server{Source: src, Handler: server.Chain(server.Responder(src), mw.Wrap)}
+	s := &server.Server{Source: src, Handler: server.Chain(server.Responder(), mw.Wrap)}
 	ntpDone := make(chan error, 1)
 	go func() { ntpDone <- s.Serve(context.Background(), pc) }()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")

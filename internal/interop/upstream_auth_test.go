@@ -21,13 +21,13 @@ import (
 
 // runAuthDiscipliner runs a Discipliner for servers, polling every
 // 500 ms, until the test ends, logging to log unless it is nil.
-func runAuthDiscipliner(t *testing.T, servers []upstream.Server, log *syncBuffer) *upstream.Discipliner {
+func runAuthDiscipliner(t *testing.T, servers []upstream.Source, log *syncBuffer) *upstream.Discipliner {
 	t.Helper()
 	o := upstream.Options{MinPoll: 500 * time.Millisecond, MaxPoll: 500 * time.Millisecond}
 	if log != nil {
 		o.Logger = slog.New(slog.NewTextHandler(log, nil))
 	}
-	d, err := upstream.NewWithServers(servers, o)
+	d, err := upstream.New(servers, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestDisciplinerSyncsToChronydOverNTS(t *testing.T) {
 	keAddr := fmt.Sprintf("127.0.0.1:%d", kePort)
 	waitTCP(t, keAddr)
 	var log syncBuffer
-	d := runAuthDiscipliner(t, []upstream.Server{{Address: keAddr, NTS: true, TLSConfig: pki.ClientConfig()}}, &log)
+	d := runAuthDiscipliner(t, []upstream.Source{{Address: keAddr, NTS: true, TLSConfig: pki.ClientConfig()}}, &log)
 	waitSynced(t, d)
 	// More exchanges than the 8 cookies of the first session: chronyd's
 	// fresh cookies must keep the one session going.
@@ -140,7 +140,7 @@ func TestDisciplinerSyncsToChronydWithKey(t *testing.T) {
 	for _, id := range []uint32{1, 2} {
 		key, _ := keys.Lookup(id)
 		t.Run(key.Type.String(), func(t *testing.T) {
-			d := runAuthDiscipliner(t, []upstream.Server{{Address: addr, Key: key}}, nil)
+			d := runAuthDiscipliner(t, []upstream.Source{{Address: addr, Key: key}}, nil)
 			waitSynced(t, d)
 			s := d.Status().Sources[0]
 			if s.Rejects.Auth != 0 || s.Samples == 0 {
@@ -154,7 +154,7 @@ func TestDisciplinerSyncsToChronydWithKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := runAuthDiscipliner(t, []upstream.Server{{Address: addr, Key: wrong}}, nil)
+		d := runAuthDiscipliner(t, []upstream.Source{{Address: addr, Key: wrong}}, nil)
 		time.Sleep(4 * time.Second) // eight polls and more
 		s := d.Status().Sources[0]
 		// chronyd drops requests with a bad MAC: they time out.

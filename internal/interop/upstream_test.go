@@ -25,7 +25,7 @@ func TestDisciplinerSyncsToChronyd(t *testing.T) {
 	StartChronydServer(t, port)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	d, err := upstream.New([]string{fmt.Sprintf("127.0.0.1:%d", port)}, upstream.Options{
+	d, err := upstream.New(upstream.Addresses(fmt.Sprintf("127.0.0.1:%d", port)), upstream.Options{
 		MinPoll: 500 * time.Millisecond, MaxPoll: 500 * time.Millisecond,
 	})
 	if err != nil {

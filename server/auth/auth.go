@@ -17,7 +17,7 @@ import (
 //
 //	keys, _ := symkey.LoadFile("/etc/chrony/chrony.keys")
 //	mac := &auth.MAC{Keys: keys}
-//	h := server.Chain(server.Responder(src), acl, limiter, mac.Wrap)
+//	h := server.Chain(server.Responder(), acl, limiter, mac.Wrap)
 //
 // Requests without a MAC (NTS requests included) pass through untouched.
 // A request whose MAC names a known key and verifies reaches the next

@@ -26,7 +26,7 @@ func TestMACMiddleware(t *testing.T) {
 	req0 := server.Request{Src: netip.MustParseAddrPort("192.0.2.7:123")}
 	for _, nak := range []bool{false, true} {
 		m := &MAC{Keys: keys, CryptoNAK: nak}
-		h := server.Chain(server.Responder(server.NewLocalSource(clk, 2)), m.Wrap)
+		h := server.Chain(server.Responder(), m.Wrap)
 		p := servertest.ClientPacket(clk.Now())
 		for _, tc := range []struct {
 			name    string

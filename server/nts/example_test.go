@@ -29,6 +29,6 @@ func Example() {
 
 	src := server.NewLocalSource(clock.System{}, 10)
 	mw := nts.NewMiddleware(keys)
-	srv := &server.Server{Source: src, Handler: server.Chain(server.Responder(src), mw.Wrap)}
+	srv := &server.Server{Source: src, Handler: server.Chain(server.Responder(), mw.Wrap)}
 	log.Fatal(srv.ListenAndServe(ctx, ":123"))
 }

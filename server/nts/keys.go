@@ -9,7 +9,7 @@
 //	ke := &nts.KEServer{TLSConfig: tlsCfg, Keys: keys}
 //	go ke.ListenAndServe(ctx, ":4460")
 //	mw := nts.NewMiddleware(keys)
-//	srv := &server.Server{Handler: server.Chain(server.Responder(src), mw.Wrap)}
+//	srv := &server.Server{Handler: server.Chain(server.Responder(), mw.Wrap)}
 package nts
 
 import (

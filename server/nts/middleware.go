@@ -19,7 +19,7 @@ const maxReplyCookies = 8
 // seals their replies. Use its Wrap method as a server.Middleware, inside
 // access control and rate limiting:
 //
-//	h := server.Chain(server.Responder(src), acl, limiter, mw.Wrap)
+//	h := server.Chain(server.Responder(), acl, limiter, mw.Wrap)
 //
 // A request carrying an NTS cookie or authenticator must also carry a
 // Unique Identifier (at least 32 bytes) and an authenticator; otherwise

@@ -38,7 +38,7 @@ func newFixture(t testing.TB) *fixture {
 	f := &fixture{clk: clk, keys: keys, mw: NewMiddleware(keys), cookie: cookie}
 	f.c2s, _ = aessiv.New(c2sKey)
 	f.s2c, _ = aessiv.New(s2cKey)
-	f.h = server.Chain(server.Responder(server.NewLocalSource(clk, 2)), f.mw.Wrap)
+	f.h = server.Chain(server.Responder(), f.mw.Wrap)
 	return f
 }
 

@@ -57,7 +57,7 @@ func main() {
 	if *verbose {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	d, err := upstream.New(addrs, o)
+	d, err := upstream.New(upstream.Addresses(addrs...), o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -143,7 +143,7 @@ func serve(ctx context.Context, pc net.PacketConn, truth Truth, p Peer, seed uin
 	clk := &peerClock{truth: truth, jitter: p.Jitter, p: p, rng: rand.New(rand.NewPCG(seed, 0x5eed))}
 	clk.offset.Store(int64(p.Offset))
 	s := &Server{Addr: pc.LocalAddr().String(), clk: clk}
-	resp := server.Responder(clk)
+	resp := server.Responder()
 	h := server.HandlerFunc(func(w server.ResponseWriter, r *server.Request) {
 		s.Queries.Add(1)
 		if s.down.Load() {

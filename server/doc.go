@@ -1,0 +1,109 @@
+// Package server serves time over NTP (RFC 5905, RFC 4330): a Server reads
+// requests from UDP sockets and answers each through a Handler, the way
+// net/http serves HTTP.
+//
+// # Serving
+//
+// The zero Server is ready: it serves the system clock as a stratum-10
+// local clock (like chrony's "local stratum 10") with the plain RFC 5905
+// responder.
+//
+//	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+//	defer stop()
+//	srv := &server.Server{}
+//	err := srv.ListenAndServe(ctx, "127.0.0.1:12300") // context.Canceled after ^C
+//	log.Print(err)
+//
+// ListenAndServe opens the sockets (Server.Sockets SO_REUSEPORT sockets
+// per address on Linux); Serve and ServeAll serve sockets the caller
+// opened. Serve takes ownership of its net.PacketConn and closes it when
+// it returns, and it always returns a non-nil error: ErrServerClosed after
+// Shutdown, ctx.Err() when its context ends, else the read error that
+// stopped it. Shutdown stops reading at once, lets replies being handled
+// go out and waits until every Serve has returned. nts.KEServer.Serve
+// follows the same rule for its TLS listener.
+//
+// # Source: one clock per Server
+//
+// Server.Source is the clock served and what is said about it: Now gives
+// the receive (T2) and transmit (T3) timestamps, Reference the header
+// fields that describe the clock (leap, stratum, precision, reference ID
+// and time, root delay and dispersion). It is the only place that decides
+// either. LocalSource serves a local clock at a fixed stratum;
+// upstream.Discipliner serves time disciplined to upstream servers. Swap
+// the Source and every reply follows, whatever handlers are in the chain:
+//
+//	ctx := context.Background()
+//	d, err := upstream.New(upstream.Addresses("time.example.net"), upstream.Options{})
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	go d.Run(ctx)
+//	srv := &server.Server{Source: d}
+//	log.Fatal(srv.ListenAndServe(ctx, ":123"))
+//
+// # Handlers and middleware
+//
+// A Handler answers one Request through a ResponseWriter: Reply,
+// ReplySealed (for replies that authenticate their own transmit
+// timestamp: NTS, symmetric-key MACs) or Kiss (a kiss-o'-death), or
+// nothing, which drops the request. Responder is the default handler, the
+// server side of RFC 5905: it builds the reply from the Request alone.
+// Middleware (func(next Handler) Handler) wraps it; Chain composes them,
+// the first outermost. AccessControl and RateLimiter guard a public
+// server, server/nts and server/auth authenticate:
+//
+//	acl, err := policy.Parse([]string{"deny 192.0.2.0/24"}, policy.Allow)
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	table, err := ratelimit.New(ratelimit.Config{Interval: time.Second, Burst: 8})
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	access := server.NewAccessControl(server.AccessOptions{Addrs: acl, Kiss: true})
+//	limiter := server.NewRateLimiter(server.RateLimitOptions{Table: table, Leak: 2, Kiss: true})
+//	srv := &server.Server{Handler: server.Chain(server.Responder(), access.Wrap, limiter.Wrap)}
+//	log.Fatal(srv.ListenAndServe(context.Background(), ":123"))
+//
+// # Requests and their lifetime
+//
+// A Request carries the decoded header (Packet), the whole datagram
+// (Raw), the receive timestamp (Received), the Source's reference data
+// (Reference, read once per batch of requests), the client's address
+// (Src) and the local address the request was sent to (Dst), from which
+// the reply leaves. The writer stamps the transmit time from the Source
+// as late as it can, just before the send. Requests and writers live in
+// memory each worker reuses: a handler must not keep r, r.Raw or w after
+// ServeNTP returns. Handlers run concurrently on several workers.
+//
+// Before a request reaches the handler the server drops, and counts,
+// anything but a well-formed client request: datagrams shorter than a
+// header or larger than MaxPacket, versions 0 and above 4, modes other
+// than client (mode 6 and 7 control queries included), malformed
+// extension fields. A reply is never longer than its request, so the
+// server cannot amplify a spoofed flood.
+//
+// # Statistics
+//
+// Server.Stats returns counters of datagrams and bytes in and out,
+// replies, kiss-o'-death replies and drops by reason (DropStats). Each
+// worker counts into its own cache line; Stats sums them. The middlewares
+// keep their own counters (AccessControl.Stats, RateLimiter.Stats).
+//
+// # Platforms
+//
+// On Linux a *net.UDPConn is served with recvmmsg and sendmmsg in batches
+// of Server.Batch datagrams, kernel receive timestamps (SO_TIMESTAMPNS)
+// mapped onto the Source's timescale when the Source's clock derives from
+// the system clock, and IP_PKTINFO / IPV6_PKTINFO so that a socket bound
+// to a wildcard address replies from the address each request was sent
+// to; the request path allocates nothing. Elsewhere a *net.UDPConn is
+// read one datagram at a time through golang.org/x/net's ipv4 and ipv6
+// packet conns, with control messages for the reply address, and the
+// receive timestamp is read from the Source after each read. Any other
+// net.PacketConn is served with plain ReadFrom and WriteTo.
+//
+// server/servertest has a Recorder and NewRequest for testing handlers
+// without sockets, and NewServer for a Server on a loopback socket.
+package server
