@@ -42,13 +42,15 @@ var (
 	kernelSynced = kernelsync.State{Synchronized: true, MaxError: 2 * time.Millisecond, EstError: 50 * time.Microsecond}
 )
 
-// serve answers one client request from src and returns the reply.
+// serve answers one client request with src's reference data, as a
+// Server does, and returns the reply.
 func serve(t *testing.T, src server.Source, now time.Time) ntpwire.Packet {
 	t.Helper()
 	req := servertest.NewRequest(servertest.ClientPacket(now), netip.MustParseAddrPort("192.0.2.1:123"), now, nil)
+	req.Reference = src.Reference()
 	var w servertest.Recorder
 	w.Reset(req)
-	server.Responder(src).ServeNTP(&w, req)
+	server.Responder().ServeNTP(&w, req)
 	if !w.Replied {
 		t.Fatal("no reply")
 	}

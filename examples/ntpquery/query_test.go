@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"net"
 	"strings"
@@ -12,30 +11,20 @@ import (
 	"github.com/ntpkit/ntpkit/clock/kernelsync"
 	"github.com/ntpkit/ntpkit/ntpwire"
 	"github.com/ntpkit/ntpkit/server"
+	"github.com/ntpkit/ntpkit/server/servertest"
 )
 
-// startServer serves h on a loopback UDP port until the test ends.
+// startServer serves src with h on a loopback UDP port until the test ends.
 func startServer(t *testing.T, src server.Source, h server.Handler) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &server.Server{Source: src, Handler: h}
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Serve(context.Background(), pc) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
-	return pc.LocalAddr().String()
+	ts := servertest.NewServer(&server.Server{Source: src, Handler: h})
+	t.Cleanup(func() { ts.Close() })
+	return ts.Addr.String()
 }
 
 func TestQueryReply(t *testing.T) {
 	src := server.NewLocalSource(nil, 0)
-	addr := startServer(t, src, server.Responder(src))
+	addr := startServer(t, src, server.Responder())
 	var out, errb bytes.Buffer
 	err := run([]string{"-timeout", "5s", addr}, &out, &errb)
 	if code := exitCode(err); code != 0 {
@@ -62,7 +51,7 @@ func TestQueryUnsynchronisedServer(t *testing.T) {
 		return kernelsync.State{ClockState: kernelsync.StateError, Status: kernelsync.StatusUnsync, MaxError: 16 * time.Second}, nil
 	})
 	src.WhenUnsynchronized = server.AnnounceUnsynchronized
-	addr := startServer(t, src, server.Responder(src))
+	addr := startServer(t, src, server.Responder())
 	var out, errb bytes.Buffer
 	if err := run([]string{addr}, &out, &errb); err != nil {
 		t.Fatal(err)
