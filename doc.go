@@ -54,6 +54,11 @@
 //	srv := &server.Server{Source: d, Handler: server.Chain(server.Responder(), ac.Wrap, rl.Wrap)}
 //	log.Fatal(srv.ListenAndServe(ctx, ":123"))
 //
-// examples/standalone is the daemon, examples/ntpquery a query tool and
-// examples/ntpload a load generator.
+// Package server/daemon assembles all of this into a complete daemon
+// (daemon.Options, New, Run, Reload, Health/Status/Stats snapshots);
+// server/ops serves its health, status, counters and metrics over HTTP,
+// server/metrics is its metric set, and server/daemon/daemonconfig reads
+// its JSON configuration file. examples/standalone is the daemon's
+// command, examples/ntpquery a query tool and examples/ntpload a load
+// generator.
 package ntpkit

@@ -4,6 +4,12 @@
 // using the default configuration embedded in the binary, and contacts
 // nothing outside the machine.
 //
+// The daemon itself is package server/daemon, its configuration file
+// package server/daemon/daemonconfig and its management API package
+// server/ops; this command reads the file, applies the command-line
+// overrides, handles signals (SIGHUP reloads, SIGINT and SIGTERM stop)
+// and serves the API.
+//
 // Usage:
 //
 //	standalone [-config file.json] [-listen addr,...] [-stratum N] [-refid ID]
@@ -18,17 +24,17 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
-	"runtime"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/ntpkit/ntpkit/ntpwire"
-	"github.com/ntpkit/ntpkit/server"
+	"github.com/ntpkit/ntpkit/server/daemon"
+	"github.com/ntpkit/ntpkit/server/daemon/daemonconfig"
+	"github.com/ntpkit/ntpkit/server/ops"
 )
 
 func main() {
@@ -53,20 +59,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 	apiSet := false
 	fs.Visit(func(f *flag.Flag) { apiSet = apiSet || f.Name == "api" })
 	if *printDefault {
-		_, err := stdout.Write(defaultConfigJSON)
+		_, err := stdout.Write(daemonconfig.DefaultJSON())
 		return err
 	}
 	// load reads the configuration file and applies the command-line
 	// overrides; a SIGHUP reload runs it again.
-	load := func() (Config, error) {
-		cfg := DefaultConfig()
+	load := func() (daemonconfig.Config, error) {
+		cfg := daemonconfig.Default()
 		if *configPath != "" {
 			data, err := os.ReadFile(*configPath)
 			if err != nil {
-				return Config{}, fmt.Errorf("read config: %w", err)
+				return cfg, fmt.Errorf("read config: %w", err)
 			}
-			if cfg, err = ParseConfig(data); err != nil {
-				return Config{}, fmt.Errorf("%s: %w", *configPath, err)
+			if cfg, err = daemonconfig.Parse(data); err != nil {
+				return cfg, fmt.Errorf("%s: %w", *configPath, err)
 			}
 		}
 		if *listen != "" {
@@ -81,10 +87,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if apiSet {
 			cfg.API.Listen = *apiListen
 		}
-		if err := cfg.Validate(); err != nil {
-			return Config{}, err
-		}
-		return cfg, nil
+		return cfg, cfg.Validate()
 	}
 	cfg, err := load()
 	if err != nil {
@@ -93,12 +96,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if *configPath == "" {
 		load = nil // nothing to reload
 	}
-	token, err := loadToken(cfg.API)
+	token, err := cfg.Token()
 	if err != nil {
 		return err
 	}
-	level, _ := parseLogLevel(cfg.LogLevel)
+	level, _ := cfg.Level()
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	opts, err := cfg.Options(logger)
+	if err != nil {
+		return err
+	}
+	d, err := daemon.New(opts)
+	if err != nil {
+		return err
+	}
 
 	// SIGHUP reloads the configuration; catch it before serving so that
 	// an early one cannot kill the daemon.
@@ -107,168 +118,102 @@ func run(args []string, stdout, stderr io.Writer) error {
 	defer signal.Stop(hup)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return serve(ctx, cfg, logger, serveOptions{load: load, hup: hup, apiToken: token})
-}
-
-// serveOptions are serve's inputs besides the configuration.
-type serveOptions struct {
-	load     func() (Config, error) // re-reads the configuration; nil: no reloads
-	hup      <-chan os.Signal       // reload requests
-	apiToken string                 // bearer token the API requires; empty: none
-}
-
-// parseRefID reads a reference ID given as an IPv4 address or up to four
-// ASCII characters; empty means server.LocalRefID.
-func parseRefID(s string) (ntpwire.RefID, error) {
-	if s == "" {
-		return server.LocalRefID, nil
-	}
-	if a, err := netip.ParseAddr(s); err == nil && a.Is4() {
-		return a.As4(), nil
-	}
-	if len(s) > 4 {
-		return ntpwire.RefID{}, fmt.Errorf("%q is neither an IPv4 address nor up to 4 ASCII characters", s)
-	}
-	for _, c := range []byte(s) {
-		if c < 0x20 || c > 0x7e {
-			return ntpwire.RefID{}, fmt.Errorf("%q has a non-printable character", s)
-		}
-	}
-	return ntpwire.RefIDString(s), nil
-}
-
-// serve runs the NTP server on every configured address, and the
-// management API when configured, until ctx ends. Every socket is bound
-// before anything is served: a daemon that cannot bind them all does not
-// start.
-func serve(ctx context.Context, cfg Config, logger *slog.Logger, opts serveOptions) error {
-	// The local clock, or the upstream Discipliner when servers are
-	// configured (upstream.go).
-	src, disc, err := newSource(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	// Access control, then rate limiting, around the responder (policy.go).
-	mw, err := newGuards(cfg, logger)
-	if err != nil {
-		return err
-	}
-	srv := &server.Server{
-		Source:      src,
-		Handler:     server.Chain(server.Responder(), mw.middleware()...),
-		Logger:      logger,
-		Sockets:     cfg.Server.Sockets,
-		Workers:     cfg.Server.Workers,
-		ReadBuffer:  cfg.Server.ReadBuffer,
-		WriteBuffer: cfg.Server.WriteBuffer,
-	}
-	n := cfg.Server.Sockets
-	if n == 0 {
-		n = runtime.GOMAXPROCS(0)
-	}
-	var conns []net.PacketConn
-	for _, addr := range cfg.Listen {
-		cs, err := server.ListenUDP(ctx, "udp", addr, n)
-		if err != nil {
-			closeAll(conns)
-			return err
-		}
-		conns = append(conns, cs...)
-		logger.Info("listening", "addr", cs[0].LocalAddr().String(), "sockets", len(cs))
-	}
-	defer closeAll(conns)
-
-	// Symmetric keys and NTS (nts.go): loaded and bound before serving.
-	authn, err := newAuthService(cfg, logger)
-	if err != nil {
-		return err
-	}
-	if am := authn.middleware(); len(am) > 0 {
-		// Authentication sits inside access control and rate limiting.
-		srv.Handler = server.Chain(server.Responder(), append(mw.middleware(), am...)...)
-	}
-	authn.start(ctx)
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := authn.shutdown(sctx); err != nil {
-			logger.Warn("nts-ke shutdown", "err", err)
-		}
-	}()
-
-	d := &daemon{logger: logger, started: time.Now(), srv: srv, src: src, load: opts.load}
-	d.attachMiddleware(mw.ac, mw.rl)
-	authn.attach(d)
-	if disc != nil {
-		d.attachUpstream(disc)
-	}
-	d.applyReloadable = mw.reload
-	mw.start(ctx)
-	defer mw.stop()
-	for _, c := range conns {
-		if a := c.LocalAddr().String(); !slices.Contains(d.addrs, a) {
-			d.addrs = append(d.addrs, a)
-		}
-	}
-	d.cfg.Store(&cfg)
-	d.reloads.begin(d.started)
-	var api *apiServer
+	var api net.Listener
 	if cfg.API.Listen != "" {
-		var err error
-		if api, err = d.listenAPI(ctx, cfg.API.Listen, opts.apiToken); err != nil {
-			return err
+		var lc net.ListenConfig
+		if api, err = lc.Listen(ctx, "tcp", cfg.API.Listen); err != nil {
+			return fmt.Errorf("api: %w", err)
 		}
-		if opts.apiToken == "" && !isLoopback(d.apiAddr) {
-			logger.Warn("the management API is reachable from the network without a token", "addr", d.apiAddr)
-		}
+		defer api.Close()
 	}
+	r := &reloader{d: d, cur: cfg, load: load, logger: logger}
+	return serve(ctx, d, api, token, hup, r, logger)
+}
 
-	logger.Info("serving", sourceAttrs(src)...)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ServeAll(context.WithoutCancel(ctx), conns) }()
-	d.serving.Store(true)
+// serve runs d until ctx ends, serving the management API on api (when
+// not nil) once d serves, and reloading on every value from hup.
+func serve(ctx context.Context, d *daemon.Daemon, api net.Listener, token string, hup <-chan os.Signal, r *reloader, logger *slog.Logger) error {
+	runErr := make(chan error, 1)
+	go func() { runErr <- d.Run(ctx) }()
+	select {
+	case err := <-runErr:
+		return err
+	case <-d.Ready():
+	}
 	if api != nil {
-		api.start()
-		logger.Info("api listening", "addr", d.apiAddr)
+		addr := api.Addr().String()
+		if ap, err := netip.ParseAddrPort(addr); token == "" && (err != nil || !ap.Addr().IsLoopback()) {
+			logger.Warn("the management API is reachable from the network without a token", "addr", addr)
+		}
+		srv := &http.Server{
+			Handler:           ops.Handler(d, ops.Options{Token: token, Addr: addr}),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      10 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			MaxHeaderBytes:    8 << 10,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		}
+		apiErr := make(chan error, 1)
+		go func() { apiErr <- srv.Serve(api) }()
+		logger.Info("api listening", "addr", addr)
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if err := api.shutdown(sctx); err != nil {
+			if err := srv.Shutdown(sctx); err != nil {
 				logger.Warn("api shutdown", "err", err)
+			}
+			if err := <-apiErr; !errors.Is(err, http.ErrServerClosed) {
+				logger.Warn("api", "err", err)
 			}
 		}()
 	}
-	if opts.hup != nil {
-		go d.watchReloads(ctx, opts.hup)
+	for {
+		select {
+		case <-hup:
+			r.reload()
+		case err := <-runErr:
+			return err
+		}
 	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	logger.Info("shutting down")
-	d.serving.Store(false)
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	if err := <-errc; !errors.Is(err, server.ErrServerClosed) {
-		return err
-	}
-	st := srv.Stats()
-	logger.Info("stopped", "received", st.Received, "replies", st.Replies, "dropped", st.Dropped.Total())
-	return nil
 }
 
-// isLoopback reports whether the host of addr is a loopback address.
-func isLoopback(addr string) bool {
-	ap, err := netip.ParseAddrPort(addr)
-	return err == nil && ap.Addr().IsLoopback()
+// reloader re-reads the configuration file on SIGHUP and hands its
+// reloadable sections to the daemon.
+type reloader struct {
+	d      *daemon.Daemon
+	cur    daemonconfig.Config                 // the configuration in force
+	load   func() (daemonconfig.Config, error) // nil: started without -config
+	logger *slog.Logger
 }
 
-func closeAll(conns []net.PacketConn) {
-	for _, c := range conns {
-		c.Close()
+// reload validates the whole file and applies its reloadable sections,
+// all or nothing; the daemon records and logs the outcome. Changes to the
+// other sections are logged as needing a restart.
+func (r *reloader) reload() {
+	if r.load == nil {
+		r.d.ReloadFailed(errors.New("the daemon was started without -config: there is no file to reload"))
+		return
+	}
+	next, err := r.load()
+	if err != nil {
+		r.d.ReloadFailed(err)
+		return
+	}
+	merged, restart, err := daemonconfig.Merge(r.cur, next)
+	if err != nil {
+		r.d.ReloadFailed(err)
+		return
+	}
+	var o daemon.Options
+	if o.Access, o.RateLimit, err = merged.Policy(); err != nil {
+		r.d.ReloadFailed(err)
+		return
+	}
+	if len(restart) > 0 {
+		r.logger.Warn("config changes need a restart to take effect", "sections", restart)
+	}
+	if err := r.d.Reload(o); err == nil {
+		r.cur = merged
 	}
 }

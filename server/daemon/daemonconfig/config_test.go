@@ -1,7 +1,6 @@
-package main
+package daemonconfig
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,7 +11,7 @@ import (
 )
 
 func TestDefaultConfigValid(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := Default()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("default config: %v", err)
 	}
@@ -26,28 +25,12 @@ func TestDefaultConfigValid(t *testing.T) {
 	}
 }
 
-// TestPrintDefaultConfig checks that -print-default-config prints a file
-// that parses back into the defaults.
-func TestPrintDefaultConfig(t *testing.T) {
-	var out, errb bytes.Buffer
-	if err := run([]string{"-print-default-config"}, &out, &errb); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := ParseConfig(out.Bytes())
-	if err != nil {
-		t.Fatalf("printed default config does not parse: %v\n%s", err, out.String())
-	}
-	if diff := cmp.Diff(DefaultConfig(), cfg); diff != "" {
-		t.Errorf("printed default config differs (-default +printed):\n%s", diff)
-	}
-}
-
 func TestParseConfigOverridesDefaults(t *testing.T) {
-	cfg, err := ParseConfig([]byte(`{"local": {"stratum": 3}, "api": {"listen": ""}}`))
+	cfg, err := Parse([]byte(`{"local": {"stratum": 3}, "api": {"listen": ""}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := DefaultConfig()
+	want := Default()
 	want.Local.Stratum = 3
 	want.API.Listen = ""
 	if diff := cmp.Diff(want, cfg); diff != "" {
@@ -96,9 +79,9 @@ func TestConfigRefusesBadValues(t *testing.T) {
 		{"syntax error", `{"listen": [}`, "", "syntax error"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseConfig([]byte(tc.json))
+			_, err := Parse([]byte(tc.json))
 			if err == nil {
-				t.Fatalf("ParseConfig(%s) succeeded", tc.json)
+				t.Fatalf("Parse(%s) succeeded", tc.json)
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q does not contain %q", err, tc.want)
@@ -116,7 +99,7 @@ func TestConfigRefusesBadValues(t *testing.T) {
 	}
 }
 
-func TestLoadToken(t *testing.T) {
+func TestToken(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)
@@ -126,48 +109,35 @@ func TestLoadToken(t *testing.T) {
 		return p
 	}
 	good := write("good", "s3cret\n")
-	if tok, err := loadToken(APIConfig{Listen: "127.0.0.1:0", TokenFile: good}); err != nil || tok != "s3cret" {
-		t.Errorf("loadToken(good) = %q, %v; want s3cret", tok, err)
+	token := func(file string) (string, error) {
+		c := Config{API: API{Listen: "127.0.0.1:0", TokenFile: file}}
+		return c.Token()
 	}
-	if tok, err := loadToken(APIConfig{Listen: "127.0.0.1:0"}); err != nil || tok != "" {
-		t.Errorf("loadToken(no file) = %q, %v; want no token", tok, err)
+	if tok, err := token(good); err != nil || tok != "s3cret" {
+		t.Errorf("Token(good) = %q, %v; want s3cret", tok, err)
+	}
+	if tok, err := token(""); err != nil || tok != "" {
+		t.Errorf("Token(no file) = %q, %v; want no token", tok, err)
 	}
 	for _, path := range []string{
 		filepath.Join(dir, "missing"),
 		write("empty", " \n"),
 		write("spaces", "two words\n"),
 	} {
-		_, err := loadToken(APIConfig{Listen: "127.0.0.1:0", TokenFile: path})
+		_, err := token(path)
 		var fe *FieldError
 		if !errors.As(err, &fe) || fe.Field != "api.token_file" {
-			t.Errorf("loadToken(%s) = %v, want a FieldError for api.token_file", path, err)
+			t.Errorf("Token(%s) = %v, want a FieldError for api.token_file", path, err)
 		}
 	}
 }
 
-// TestRunRefusesBadConfig checks that the daemon refuses a bad file before
-// it binds anything, naming the field.
-func TestRunRefusesBadConfig(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "bad.json")
-	if err := os.WriteFile(path, []byte(`{"server": {"workers": -1}}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var out, errb bytes.Buffer
-	err := run([]string{"-config", path}, &out, &errb)
-	if err == nil || !strings.Contains(err.Error(), "server.workers") {
-		t.Fatalf("run with a bad config = %v, want an error naming server.workers", err)
-	}
-	if errb.Len() != 0 {
-		t.Errorf("run logged before refusing the config:\n%s", errb.String())
-	}
-}
-
-func TestMergeReloadable(t *testing.T) {
-	cur := DefaultConfig()
-	next := DefaultConfig()
+func TestMerge(t *testing.T) {
+	cur := Default()
+	next := Default()
 	next.Local.Stratum = 2
 	next.API.Listen = ""
-	merged, restart, err := mergeReloadable(cur, next)
+	merged, restart, err := Merge(cur, next)
 	if err != nil {
 		t.Fatal(err)
 	}

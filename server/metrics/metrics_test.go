@@ -1,9 +1,8 @@
-package main
+package metrics
 
 import (
 	"fmt"
 	"math"
-	"net/http"
 	"os/exec"
 	"regexp"
 	"runtime"
@@ -13,6 +12,10 @@ import (
 	"time"
 
 	"github.com/ntpkit/ntpkit/ntpwire"
+	"github.com/ntpkit/ntpkit/server"
+	"github.com/ntpkit/ntpkit/server/auth"
+	"github.com/ntpkit/ntpkit/server/daemon"
+	"github.com/ntpkit/ntpkit/server/nts"
 	"github.com/ntpkit/ntpkit/upstream"
 )
 
@@ -193,18 +196,24 @@ func checkEscapes(s string, label bool) error {
 	return nil
 }
 
-func TestMetricsWriterEscapes(t *testing.T) {
-	var m metricsWriter
-	m.family("x_total", "counter", "help with \\ and\nnewline")
-	m.sample("x_total", 3, "a", "quote \" back \\ nl \n", "b", "")
-	m.gauge("y", "a gauge", math.Inf(1))
+func TestWriteTextEscapes(t *testing.T) {
+	fams := []Family{
+		{Name: "x_total", Type: Counter, Help: "help with \\ and\nnewline", Samples: []Sample{
+			{Labels: []Label{{"a", "quote \" back \\ nl \n"}, {"b", ""}}, Value: 3},
+		}},
+		{Name: "y", Type: Gauge, Help: "a gauge", Samples: []Sample{{Value: math.Inf(1)}}},
+	}
+	var buf strings.Builder
+	if err := WriteText(&buf, fams); err != nil {
+		t.Fatal(err)
+	}
 	want := "# HELP x_total help with \\\\ and\\nnewline\n# TYPE x_total counter\n" +
 		"x_total{a=\"quote \\\" back \\\\ nl \\n\",b=\"\"} 3\n" +
 		"# HELP y a gauge\n# TYPE y gauge\ny +Inf\n"
-	if got := m.buf.String(); got != want {
+	if got := buf.String(); got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}
-	if _, err := parseExposition(m.buf.String()); err != nil {
+	if _, err := parseExposition(buf.String()); err != nil {
 		t.Error(err)
 	}
 }
@@ -228,57 +237,115 @@ func TestParseExpositionRejects(t *testing.T) {
 	}
 }
 
-func TestMetrics(t *testing.T) {
-	d, addr := newTestDaemon(t)
-	d.metrics = append(d.metrics, func(m *metricsWriter) {
-		m.counter("ntpkit_test_extra_total", "An extra family from a hook.", 5)
-	})
-	exchange(t, addr)
-	h := d.apiHandler("")
-	var rec = get(t, h, "/metrics", "")
-	var e *exposition
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		rec = get(t, h, "/metrics", "")
-		if rec.Code != http.StatusOK {
-			t.Fatalf("/metrics: %d", rec.Code)
-		}
-		var err error
-		if e, err = parseExposition(rec.Body.String()); err != nil {
-			t.Fatalf("%v\n%s", err, rec.Body.String())
-		}
-		if e.samples["ntpkit_replies_total"] == 1 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
+// snapshots returns a Status and Stats as a daemon serving a local
+// clock at stratum 3 with access control and a rate limit might report
+// them, and the upstream status used by TestUpstreamMetrics.
+func snapshots() (daemon.Status, daemon.Stats) {
+	ref := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	st := daemon.Status{
+		Time:          ref.Add(time.Hour),
+		Version:       "v1.2.3",
+		GoVersion:     "go1.99",
+		Started:       ref,
+		Serving:       true,
+		Listen:        []string{"127.0.0.1:123"},
+		Synchronized:  true,
+		Reference:     ntpwire.Reference{Stratum: 3, RefID: ntpwire.RefID{192, 0, 2, 1}, Precision: -20, RootDelay: ntpwire.ShortOf(time.Millisecond)},
+		ReferenceTime: ref,
+		Reloads:       daemon.ReloadStatus{Generation: 2, Successes: 1, Failures: 2, LastSuccess: ref, LastError: "bad"},
 	}
-	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
-		t.Errorf("Content-Type %q", ct)
+	s := daemon.Stats{
+		Server: server.Stats{
+			Received: 10, Replies: 7, Kisses: 4, BytesReceived: 480, BytesSent: 336,
+			Dropped: server.DropStats{Short: 2, Mode: 1},
+		},
+		Access:    &server.AccessStats{Allowed: 8, DeniedAddr: 2, Kissed: 2},
+		RateLimit: &server.RateLimitStats{Allowed: 7, Limited: 1, Kissed: 1},
+		Kisses:    map[ntpwire.RefID]uint64{ntpwire.KissDeny: 2, ntpwire.KissRate: 1},
+		NTS:       &nts.Stats{Requests: 5, Authenticated: 4, Cookies: 4},
+		NTSKE:     &nts.KEStats{Sessions: 2, Served: 1, HandshakeErrors: 1},
+		MAC:       &auth.Stats{Requests: 3, Authenticated: 2, BadMAC: 1, CryptoNAKs: 1},
+	}
+	return st, s
+}
+
+func TestDaemonMetrics(t *testing.T) {
+	st, s := snapshots()
+	var buf strings.Builder
+	if err := WriteText(&buf, Daemon(st, s)); err != nil {
+		t.Fatal(err)
+	}
+	e, err := parseExposition(buf.String())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, buf.String())
 	}
 	for series, want := range map[string]float64{
-		"ntpkit_requests_total":                         1,
-		"ntpkit_replies_total":                          1,
-		"ntpkit_bytes_received_total":                   48,
-		"ntpkit_bytes_sent_total":                       48,
-		`ntpkit_kiss_total{code="other"}`:               0,
-		`ntpkit_dropped_total{reason="short"}`:          0,
-		`ntpkit_dropped_total{reason="send_error"}`:     0,
-		"ntpkit_stratum":                                3,
-		"ntpkit_synchronized":                           1,
-		"ntpkit_serving":                                1,
-		"ntpkit_leap":                                   0,
-		"ntpkit_root_delay_seconds":                     0,
-		"ntpkit_root_dispersion_seconds":                0,
-		`ntpkit_config_reloads_total{result="success"}`: 0,
-		"ntpkit_config_last_reload_successful":          1,
-		"ntpkit_test_extra_total":                       5,
-		"ntpkit_reference_time_seconds":                 float64(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).Unix()),
+		`ntpkit_build_info{version="v1.2.3",goversion="go1.99"}`: 1,
+		"ntpkit_start_time_seconds":                              float64(st.Started.Unix()),
+		"ntpkit_serving":                                         1,
+		"ntpkit_requests_total":                                  10,
+		"ntpkit_replies_total":                                   7,
+		"ntpkit_bytes_received_total":                            480,
+		"ntpkit_bytes_sent_total":                                336,
+		`ntpkit_kiss_total{code="DENY"}`:                         2,
+		`ntpkit_kiss_total{code="RATE"}`:                         1,
+		`ntpkit_kiss_total{code="other"}`:                        1,
+		`ntpkit_dropped_total{reason="short"}`:                   2,
+		`ntpkit_dropped_total{reason="mode"}`:                    1,
+		`ntpkit_dropped_total{reason="send_error"}`:              0,
+		"ntpkit_synchronized":                                    1,
+		"ntpkit_stratum":                                         3,
+		"ntpkit_leap":                                            0,
+		"ntpkit_precision_seconds":                               ntpwire.LogToDuration(-20).Seconds(),
+		"ntpkit_root_delay_seconds":                              ntpwire.ShortOf(time.Millisecond).Seconds(),
+		"ntpkit_root_dispersion_seconds":                         0,
+		"ntpkit_reference_time_seconds":                          float64(st.ReferenceTime.Unix()),
+		`ntpkit_config_reloads_total{result="success"}`:          1,
+		`ntpkit_config_reloads_total{result="failure"}`:          2,
+		"ntpkit_config_last_reload_successful":                   0,
+		"ntpkit_config_last_reload_success_time_seconds":         float64(st.Started.Unix()),
+		`ntpkit_access_requests_total{result="denied_addr"}`:     2,
+		`ntpkit_access_denied_total{action="kissed"}`:            2,
+		`ntpkit_ratelimit_requests_total{result="limited"}`:      1,
+		`ntpkit_ratelimit_refused_total{action="kissed"}`:        1,
+		`ntpkit_nts_requests_total{result="authenticated"}`:      4,
+		"ntpkit_nts_cookies_sent_total":                          4,
+		`ntpkit_nts_ke_sessions_total{result="handshake_error"}`: 1,
+		`ntpkit_mac_requests_total{result="bad_mac"}`:            1,
+		"ntpkit_mac_crypto_naks_total":                           1,
 	} {
-		if got, ok := e.samples[series]; !ok || got != want {
+		if got, ok := e.samples[series]; !ok || math.Abs(got-want) > 1e-12*math.Abs(want) {
 			t.Errorf("%s = %v (present %v), want %v", series, got, ok, want)
 		}
 	}
-	if !hasPrefixKey(e.samples, "ntpkit_build_info{") {
-		t.Error("no ntpkit_build_info")
+	if _, ok := e.types["ntpkit_upstream_synchronized"]; ok {
+		t.Error("upstream metrics without an upstream")
+	}
+	if _, ok := e.types["go_goroutines"]; ok {
+		t.Error("Daemon returned runtime metrics")
+	}
+	promtoolCheck(t, buf.String())
+
+	// Without authentication the auth families are left out, and with
+	// no reference time so is its gauge.
+	s.NTS, s.NTSKE, s.MAC = nil, nil, nil
+	st.ReferenceTime = time.Time{}
+	for _, f := range Daemon(st, s) {
+		switch f.Name {
+		case "ntpkit_nts_requests_total", "ntpkit_nts_ke_sessions_total", "ntpkit_mac_requests_total", "ntpkit_reference_time_seconds":
+			t.Errorf("%s present", f.Name)
+		}
+	}
+}
+
+func TestRuntimeMetrics(t *testing.T) {
+	var buf strings.Builder
+	if err := WriteText(&buf, Runtime()); err != nil {
+		t.Fatal(err)
+	}
+	e, err := parseExposition(buf.String())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, buf.String())
 	}
 	runtimeSeries := []string{"go_goroutines", "go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_sys_bytes"}
 	if runtime.GOOS == "linux" {
@@ -292,25 +359,22 @@ func TestMetrics(t *testing.T) {
 	if _, ok := e.samples["go_gc_cycles_total"]; !ok {
 		t.Error("no go_gc_cycles_total")
 	}
-
-	// promtool, when installed, is the reference parser; the end-to-end
-	// test in internal/interop requires it in CI.
-	if promtool, err := exec.LookPath("promtool"); err == nil {
-		cmd := exec.Command(promtool, "check", "metrics")
-		cmd.Stdin = strings.NewReader(rec.Body.String())
-		if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
-			t.Errorf("promtool check metrics: %v\n%s", err, out)
-		}
-	}
+	promtoolCheck(t, buf.String())
 }
 
-func hasPrefixKey(m map[string]float64, prefix string) bool {
-	for k := range m {
-		if strings.HasPrefix(k, prefix) {
-			return true
-		}
+// promtoolCheck runs promtool, the reference parser, on text when it is
+// installed; the end-to-end test in internal/interop requires it in CI.
+func promtoolCheck(t *testing.T, text string) {
+	t.Helper()
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		return
 	}
-	return false
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(text)
+	if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
 }
 
 func TestUpstreamMetrics(t *testing.T) {
@@ -323,11 +387,15 @@ func TestUpstreamMetrics(t *testing.T) {
 			{Name: `odd"name\`, State: upstream.StateUnreachable, Rejects: upstream.Rejects{Timeout: 8, KissRate: 1}},
 		},
 	}
-	var m metricsWriter
-	writeUpstreamMetrics(&m, st)
-	e, err := parseExposition(m.buf.String())
+	ds, s := snapshots()
+	ds.Upstream = &st
+	var buf strings.Builder
+	if err := WriteText(&buf, Daemon(ds, s)); err != nil {
+		t.Fatal(err)
+	}
+	e, err := parseExposition(buf.String())
 	if err != nil {
-		t.Fatalf("%v\n%s", err, m.buf.String())
+		t.Fatalf("%v\n%s", err, buf.String())
 	}
 	for series, want := range map[string]float64{
 		"ntpkit_upstream_synchronized":                                                     1,
@@ -353,11 +421,32 @@ func TestUpstreamMetrics(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want %v", series, got, ok, want)
 		}
 	}
-	if promtool, err := exec.LookPath("promtool"); err == nil {
-		cmd := exec.Command(promtool, "check", "metrics")
-		cmd.Stdin = strings.NewReader(m.buf.String())
-		if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
-			t.Errorf("promtool check metrics: %v\n%s", err, out)
+	promtoolCheck(t, buf.String())
+}
+
+// fakeSource serves fixed snapshots.
+type fakeSource struct {
+	st daemon.Status
+	s  daemon.Stats
+}
+
+func (f fakeSource) Status() daemon.Status { return f.st }
+func (f fakeSource) Stats() daemon.Stats   { return f.s }
+
+func TestGather(t *testing.T) {
+	st, s := snapshots()
+	fams := Gather(fakeSource{st, s})
+	names := map[string]bool{}
+	for _, f := range fams {
+		if names[f.Name] {
+			t.Errorf("family %s twice", f.Name)
 		}
+		names[f.Name] = true
+	}
+	if !names["ntpkit_requests_total"] || !names["go_goroutines"] {
+		t.Errorf("Gather lacks the daemon's or the runtime's families: %v", names)
+	}
+	if n := len(Daemon(st, s)) + len(Runtime()); len(fams) != n {
+		t.Errorf("Gather returned %d families, want %d", len(fams), n)
 	}
 }

@@ -1,35 +1,32 @@
-package main
+package daemonconfig
 
 import (
 	"cmp"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"time"
 
-	"github.com/ntpkit/ntpkit/clock"
-	"github.com/ntpkit/ntpkit/server"
+	"github.com/ntpkit/ntpkit/server/daemon"
 	"github.com/ntpkit/ntpkit/server/symkey"
 	"github.com/ntpkit/ntpkit/upstream"
 )
 
-// UpstreamConfig lists the NTP servers the daemon synchronises to. With
-// no servers (the default) it serves the local clock described by
-// "local"; with servers it serves the upstream.Discipliner's clock and
-// reference data, at the selected server's stratum plus one.
-type UpstreamConfig struct {
+// Upstream lists the NTP servers the daemon synchronises to. With no
+// servers (the default) it serves the local clock described by "local";
+// with servers it serves the upstream.Discipliner's clock and reference
+// data, at the selected server's stratum plus one.
+type Upstream struct {
 	// Servers are "host:port" or "host" (port 123); a name resolving to
 	// several addresses (a pool) gives several sources.
 	Servers []string `json:"servers"`
 	// Sources are servers with authentication (NTS or a symmetric key);
-	// see SourceConfig. They are used together with Servers.
-	Sources []SourceConfig `json:"sources"`
+	// see Source. They are used together with Servers.
+	Sources []Source `json:"sources"`
 	// NTSTrustedCerts names a PEM file of CA certificates trusted for
 	// NTS-KE besides the system roots (empty: the system roots only).
 	NTSTrustedCerts string `json:"nts_trusted_certs"`
@@ -57,11 +54,11 @@ type UpstreamConfig struct {
 	MaxStep string `json:"max_step"`
 }
 
-// SourceConfig is an authenticated upstream server:
+// Source is an authenticated upstream server:
 //
 //	{"address": "time.cloudflare.com", "nts": true}
 //	{"address": "10.0.0.1:123", "key": 5}
-type SourceConfig struct {
+type Source struct {
 	// Address is the NTP server, "host:port" or "host" (port 123); with
 	// NTS, the NTS-KE server (port 4460), which names the NTP server. An
 	// NTS name is one source, never a pool.
@@ -75,7 +72,7 @@ type SourceConfig struct {
 
 // options validates c and converts it to upstream.Options. Errors name
 // the field ("upstream.servers[2]").
-func (c UpstreamConfig) options() (upstream.Options, error) {
+func (c Upstream) options() (upstream.Options, error) {
 	var o upstream.Options
 	for i, s := range c.Servers {
 		if err := validateUpstreamServer(s); err != nil {
@@ -148,12 +145,6 @@ func (c UpstreamConfig) options() (upstream.Options, error) {
 	return o, nil
 }
 
-// validate checks the upstream section.
-func (c UpstreamConfig) validate() error {
-	_, err := c.options()
-	return err
-}
-
 func validateUpstreamServer(s string) error {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
@@ -168,54 +159,35 @@ func validateUpstreamServer(s string) error {
 	return nil
 }
 
-// newSource returns what the daemon serves: with upstream servers, a
-// Discipliner running until ctx ends; without, the local clock.
-func newSource(ctx context.Context, cfg Config, logger *slog.Logger) (server.Source, *upstream.Discipliner, error) {
-	if len(cfg.Upstream.Servers) == 0 && len(cfg.Upstream.Sources) == 0 {
-		src := server.NewLocalSource(clock.System{}, uint8(cfg.Local.Stratum))
-		src.RefID, _ = parseRefID(cfg.Local.RefID)
-		return src, nil, nil
-	}
-	o, err := cfg.Upstream.options()
+// daemonOptions converts the section, with the servers' authentication:
+// keys from keys (the daemon's keys_file, named keysFile; nil when none)
+// and NTS-KE trusting the system roots plus nts_trusted_certs. Errors name
+// the field.
+func (c Upstream) daemonOptions(keys *symkey.Keys, keysFile string) (daemon.Upstream, error) {
+	o, err := c.options()
 	if err != nil {
-		return nil, nil, err
+		return daemon.Upstream{}, err
 	}
-	o.Logger = logger
-	servers, err := cfg.Upstream.servers(cfg.KeysFile)
+	servers, err := c.servers(keys, keysFile)
 	if err != nil {
-		return nil, nil, err
+		return daemon.Upstream{}, err
 	}
-	d, err := upstream.New(servers, o)
-	if err != nil {
-		return nil, nil, fmt.Errorf("upstream: %w", err)
-	}
-	go d.Run(ctx)
-	logger.Info("upstream", "servers", cfg.Upstream.Servers, "sources", len(cfg.Upstream.Sources))
-	return d, d, nil
+	return daemon.Upstream{Servers: servers, Options: o}, nil
 }
 
-// servers returns the configured servers with their authentication:
-// keys from keysFile (the daemon's keys_file) and NTS-KE trusting the
-// system roots plus nts_trusted_certs. Errors name the field.
-func (c UpstreamConfig) servers(keysFile string) ([]upstream.Source, error) {
+// servers returns the configured servers with their authentication.
+func (c Upstream) servers(keys *symkey.Keys, keysFile string) ([]upstream.Source, error) {
 	var out []upstream.Source
 	for _, s := range c.Servers {
 		out = append(out, upstream.Source{Address: s})
 	}
-	var keys *symkey.Keys
 	var roots *x509.CertPool
 	for i, s := range c.Sources {
 		field := fmt.Sprintf("upstream.sources[%d]", i)
 		srv := upstream.Source{Address: s.Address, NTS: s.NTS}
 		if s.Key != 0 {
-			if keysFile == "" {
-				return nil, fieldErr(field+".key", "key %d needs a keys_file", s.Key)
-			}
 			if keys == nil {
-				var err error
-				if keys, err = symkey.LoadFile(keysFile); err != nil {
-					return nil, fieldErr("keys_file", "%v", err)
-				}
+				return nil, fieldErr(field+".key", "key %d needs a keys_file", s.Key)
 			}
 			k, ok := keys.Lookup(s.Key)
 			if !ok {
@@ -251,13 +223,4 @@ func loadRoots(file string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("%s: no PEM certificate", file)
 	}
 	return pool, nil
-}
-
-// sourceAttrs describes the served source for the "serving" log line.
-func sourceAttrs(src server.Source) []any {
-	if ls, ok := src.(*server.LocalSource); ok {
-		return []any{"stratum", ls.Stratum, "refid", ls.RefID.String(), "precision", ls.Precision}
-	}
-	ref := src.Reference()
-	return []any{"source", "upstream", "synchronized", ref.Synchronized(), "precision", ref.Precision}
 }

@@ -1,4 +1,4 @@
-package main
+package daemonconfig
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ntpkit/ntpkit/internal/ntske/ntsketest"
+	"github.com/ntpkit/ntpkit/server/symkey"
 )
 
 func TestUpstreamSourcesConfig(t *testing.T) {
@@ -17,7 +18,7 @@ func TestUpstreamSourcesConfig(t *testing.T) {
 		{`{"upstream": {"sources": [{"address": "a", "tls": 1}]}}`, "tls"},
 		{`{"upstream": {"sources": [{"address": "a", "nts": true}], "min_sources": 5}}`, "upstream.min_sources"},
 	} {
-		_, err := ParseConfig([]byte(tc.json))
+		_, err := Parse([]byte(tc.json))
 		var fe *FieldError
 		if err == nil || !strings.Contains(err.Error(), tc.field) {
 			t.Errorf("%s: error %v, want one naming %s", tc.json, err, tc.field)
@@ -32,13 +33,17 @@ func TestUpstreamSourcesConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	pki := ntsketest.New(t)
-	cfg, err := ParseConfig([]byte(`{"upstream": {"servers": ["192.0.2.9"],
+	cfg, err := Parse([]byte(`{"upstream": {"servers": ["192.0.2.9"],
 		"sources": [{"address": "192.0.2.1", "nts": true}, {"address": "192.0.2.2:123", "key": 5}],
 		"nts_trusted_certs": "` + pki.CAFile + `"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	servers, err := cfg.Upstream.servers(keysFile)
+	keys, err := symkey.LoadFile(keysFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers, err := cfg.Upstream.servers(keys, keysFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,24 +58,30 @@ func TestUpstreamSourcesConfig(t *testing.T) {
 	}
 
 	for _, tc := range []struct {
-		keysFile, certs, field string
+		keys         *symkey.Keys
+		certs, field string
 	}{
-		{"", "", "upstream.sources[1].key"},
-		{filepath.Join(dir, "missing"), "", "keys_file"},
-		{keysFile, filepath.Join(dir, "missing.pem"), "upstream.nts_trusted_certs"},
-		{keysFile, keysFile, "upstream.nts_trusted_certs"}, // not PEM
+		{nil, "", "upstream.sources[1].key"},
+		{keys, filepath.Join(dir, "missing.pem"), "upstream.nts_trusted_certs"},
+		{keys, keysFile, "upstream.nts_trusted_certs"}, // not PEM
 	} {
 		c := cfg.Upstream
 		c.NTSTrustedCerts = tc.certs
-		_, err := c.servers(tc.keysFile)
+		_, err := c.servers(tc.keys, keysFile)
 		var fe *FieldError
 		if !errors.As(err, &fe) || fe.Field != tc.field {
-			t.Errorf("keys %q, certs %q: error %v, want a FieldError for %s", tc.keysFile, tc.certs, err, tc.field)
+			t.Errorf("keys %v, certs %q: error %v, want a FieldError for %s", tc.keys != nil, tc.certs, err, tc.field)
 		}
 	}
 	c := cfg.Upstream
 	c.Sources[1].Key = 6
-	if _, err := c.servers(keysFile); err == nil || !strings.Contains(err.Error(), "upstream.sources[1].key") {
+	if _, err := c.servers(keys, keysFile); err == nil || !strings.Contains(err.Error(), "upstream.sources[1].key") {
 		t.Errorf("unknown key: %v", err)
+	}
+	missing := cfg
+	missing.KeysFile = filepath.Join(dir, "missing")
+	var fe *FieldError
+	if _, err := missing.Options(nil); !errors.As(err, &fe) || fe.Field != "keys_file" {
+		t.Errorf("missing keys file: %v, want a FieldError for keys_file", err)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package daemonconfig
 
 import (
 	"errors"
@@ -18,13 +18,13 @@ func TestUpstreamHardeningConfig(t *testing.T) {
 		{`{"upstream": {"servers": ["a"], "max_step": "10ms"}}`, "upstream.max_step"},
 		{`{"upstream": {"servers": ["a"], "drift_file": "drift"}}`, "upstream.drift_file"},
 	} {
-		_, err := ParseConfig([]byte(tc.json))
+		_, err := Parse([]byte(tc.json))
 		var fe *FieldError
 		if err == nil || !errors.As(err, &fe) || fe.Field != tc.field {
 			t.Errorf("%s: error %v, want a FieldError for %s", tc.json, err, tc.field)
 		}
 	}
-	cfg, err := ParseConfig([]byte(`{"upstream": {"servers": ["a"], "drift_file": "/var/lib/ntpkit/drift", "leap_smear": "24h", "max_step": "1000s"}}`))
+	cfg, err := Parse([]byte(`{"upstream": {"servers": ["a"], "drift_file": "/var/lib/ntpkit/drift", "leap_smear": "24h", "max_step": "1000s"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestUpstreamHardeningConfig(t *testing.T) {
 	if err != nil || o.DriftFile != "/var/lib/ntpkit/drift" || o.LeapSmear != 24*time.Hour || o.MaxStep != 1000*time.Second {
 		t.Fatalf("options %+v, %v", o, err)
 	}
-	cfg, err = ParseConfig([]byte(`{"upstream": {"servers": ["a"], "max_step": "none"}}`))
+	cfg, err = Parse([]byte(`{"upstream": {"servers": ["a"], "max_step": "none"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}

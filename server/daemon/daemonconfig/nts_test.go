@@ -1,8 +1,10 @@
-package main
+package daemonconfig
 
 import (
 	"errors"
 	"testing"
+
+	"github.com/ntpkit/ntpkit/server/daemon"
 )
 
 func TestNTSConfigValidation(t *testing.T) {
@@ -18,17 +20,17 @@ func TestNTSConfigValidation(t *testing.T) {
 		{`{"nts": {"max_sessions": -1}}`, "nts.max_sessions"},
 		{`{"nts": {"enabled": "yes"}}`, "nts.enabled"},
 	} {
-		_, err := ParseConfig([]byte(tc.json))
+		_, err := Parse([]byte(tc.json))
 		var fe *FieldError
 		if !errors.As(err, &fe) || fe.Field != tc.field {
 			t.Errorf("%s: error %v, want one naming %s", tc.json, err, tc.field)
 		}
 	}
-	cfg, err := ParseConfig([]byte(`{"nts": {"enabled": true, "cert_file": "c", "key_file": "k"}, "keys_file": "/etc/keys"}`))
+	cfg, err := Parse([]byte(`{"nts": {"enabled": true, "cert_file": "c", "key_file": "k"}, "keys_file": "/etc/keys"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.NTS.Rotation != "24h" || cfg.NTS.Listen != defaultNTSListen || cfg.KeysFile != "/etc/keys" {
+	if cfg.NTS.Rotation != "24h" || cfg.NTS.Listen != daemon.DefaultNTSListen || cfg.KeysFile != "/etc/keys" {
 		t.Fatalf("config %+v", cfg.NTS)
 	}
 }

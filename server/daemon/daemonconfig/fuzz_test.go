@@ -1,9 +1,8 @@
-package main
+package daemonconfig
 
 import (
 	"encoding/json"
 	"errors"
-	"os"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -15,21 +14,15 @@ import (
 // json.Marshal then ParseConfig gives an equal Config (every field is a
 // plain JSON type, durations included, which are strings).
 //
-// The seed corpus in testdata/fuzz/FuzzConfig holds the shipped
-// configurations and a few broken ones; the live files are added too, so
-// the fuzzer starts from what the daemon actually ships.
+// The seed corpus in testdata/fuzz/FuzzConfig holds a few broken
+// configurations; the embedded default is added too, so the fuzzer starts
+// from what the daemon actually ships.
 func FuzzConfig(f *testing.F) {
-	for _, name := range []string{"default.json", "example-pool.json"} {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	f.Add(DefaultJSON())
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"rate_limit": {"interval": "-1s"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := ParseConfig(data)
+		cfg, err := Parse(data)
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatalf("empty error for %q", data)
@@ -47,7 +40,7 @@ func FuzzConfig(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encode accepted config: %v", err)
 		}
-		again, err := ParseConfig(enc)
+		again, err := Parse(enc)
 		if err != nil {
 			t.Fatalf("re-encoded config refused: %v\nfirst: %q\nre-encoded: %s", err, data, enc)
 		}

@@ -1,48 +1,21 @@
-package main
+package daemonconfig
 
 import (
 	"errors"
-	"log/slog"
-	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ntpkit/ntpkit/server"
 )
 
 func TestDefaultConfigHasNoUpstream(t *testing.T) {
-	cfg := DefaultConfig()
-	if len(cfg.Upstream.Servers) != 0 {
-		t.Fatalf("the embedded default config has upstream servers %q: running the daemon with no arguments must contact nothing outside the machine", cfg.Upstream.Servers)
-	}
-	src, disc, err := newSource(t.Context(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil || disc != nil {
-		t.Fatalf("newSource: %v, %v", disc, err)
-	}
-	if _, ok := src.(*server.LocalSource); !ok {
-		t.Fatalf("default source is %T, want the local clock", src)
-	}
-}
-
-func TestExamplePoolConfigParses(t *testing.T) {
-	data, err := os.ReadFile("example-pool.json")
+	cfg := Default()
+	o, err := cfg.Options(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := ParseConfig(data)
-	if err != nil {
-		t.Fatal(err)
+	if len(o.Upstream.Servers) != 0 {
+		t.Fatalf("the embedded default config has upstream servers %+v: running the daemon with no arguments must contact nothing outside the machine", o.Upstream.Servers)
 	}
-	if len(cfg.Upstream.Servers) < 4 {
-		t.Fatalf("example config has %d upstream servers", len(cfg.Upstream.Servers))
-	}
-	o, err := cfg.Upstream.options()
-	if err != nil || o.MinPoll != 64*time.Second || o.MaxPoll != 1024*time.Second {
-		t.Fatalf("options %+v, %v", o, err)
-	}
-	// Parsing does not contact the servers: nothing here resolves or
-	// sends (no test may use this configuration).
 }
 
 func TestUpstreamConfigErrorsNameTheField(t *testing.T) {
@@ -56,7 +29,7 @@ func TestUpstreamConfigErrorsNameTheField(t *testing.T) {
 		{`{"upstream": {"servers": ["a"], "min_sources": -1}}`, "upstream.min_sources"},
 		{`{"upstream": {"servers": ["a"], "bogus": 1}}`, "bogus"},
 	} {
-		_, err := ParseConfig([]byte(tc.json))
+		_, err := Parse([]byte(tc.json))
 		var fe *FieldError
 		if err == nil || !strings.Contains(err.Error(), tc.field) {
 			t.Errorf("%s: error %v, want one naming %s", tc.json, err, tc.field)
@@ -64,7 +37,7 @@ func TestUpstreamConfigErrorsNameTheField(t *testing.T) {
 			t.Errorf("%s: error %#v, want a FieldError for %s", tc.json, err, tc.field)
 		}
 	}
-	cfg, err := ParseConfig([]byte(`{"upstream": {"servers": ["192.0.2.1:123", "[2001:db8::1]:1234", "time.example"], "min_poll": "250ms", "max_poll": "4s", "holdover": "1m"}}`))
+	cfg, err := Parse([]byte(`{"upstream": {"servers": ["192.0.2.1:123", "[2001:db8::1]:1234", "time.example"], "min_poll": "250ms", "max_poll": "4s", "holdover": "1m"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}

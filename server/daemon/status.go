@@ -1,0 +1,180 @@
+package daemon
+
+import (
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ntpkit/ntpkit/ntpwire"
+	"github.com/ntpkit/ntpkit/server"
+	"github.com/ntpkit/ntpkit/server/auth"
+	"github.com/ntpkit/ntpkit/server/nts"
+	"github.com/ntpkit/ntpkit/upstream"
+)
+
+// Status is a snapshot of what the daemon serves and how it got there.
+type Status struct {
+	// Time is when the snapshot was taken, by the daemon's clock.
+	Time time.Time
+	// Version is the main module's version ("(devel)" when unknown) and
+	// GoVersion the Go version the program was built with.
+	Version, GoVersion string
+	// Started is when the daemon was built (New).
+	Started time.Time
+	// Serving is true while Run serves NTP requests.
+	Serving bool
+	// Listen lists the bound NTP addresses; empty before Run.
+	Listen []string
+	// Synchronized and SyncReason are Health's.
+	Synchronized bool
+	SyncReason   string
+	// Reference is the reference data replies carry now, and
+	// ReferenceTime its reference timestamp on the served timescale
+	// (zero when the reference has none).
+	Reference     ntpwire.Reference
+	ReferenceTime time.Time
+	// Reloads records the configuration reloads.
+	Reloads ReloadStatus
+	// Upstream is the Discipliner's status; nil when the daemon serves
+	// the local clock.
+	Upstream *upstream.Status
+}
+
+// ReloadStatus records the outcome of reloads.
+type ReloadStatus struct {
+	// Generation counts the configurations that have been in force: 1
+	// for the one the daemon was built with, plus one per successful
+	// reload.
+	Generation uint64
+	// Successes and Failures count reloads.
+	Successes, Failures uint64
+	// LastAttempt is when a reload was last tried; zero: never.
+	LastAttempt time.Time
+	// LastSuccess is when the configuration in force was applied (at
+	// New, or the last successful reload).
+	LastSuccess time.Time
+	// LastError is why the last reload was refused; empty when it
+	// succeeded or none was tried.
+	LastError string
+}
+
+// reloadState records the outcome of reloads.
+type reloadState struct {
+	mu sync.Mutex
+	s  ReloadStatus
+}
+
+func (r *reloadState) begin(now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.s.Generation = 1
+	r.s.LastSuccess = now
+}
+
+func (r *reloadState) record(now time.Time, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.s.LastAttempt = now
+	if err != nil {
+		r.s.Failures++
+		r.s.LastError = err.Error()
+		return
+	}
+	r.s.Successes++
+	r.s.Generation++
+	r.s.LastSuccess = now
+	r.s.LastError = ""
+}
+
+func (r *reloadState) snapshot() ReloadStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.s
+}
+
+// Status returns a snapshot of the daemon's state.
+func (d *Daemon) Status() Status {
+	now := d.clk.Now()
+	version, goVersion := buildVersion()
+	h := d.Health()
+	ref := d.src.Reference()
+	var addrs []string
+	if p := d.addrs.Load(); p != nil {
+		addrs = slices.Clone(*p)
+	}
+	s := Status{
+		Time:         now,
+		Version:      version,
+		GoVersion:    goVersion,
+		Started:      d.started,
+		Serving:      h.Serving,
+		Listen:       addrs,
+		Synchronized: h.Synchronized,
+		SyncReason:   h.Reason,
+		Reference:    ref,
+		Reloads:      d.reload.snapshot(),
+	}
+	if ref.RefTime != 0 {
+		s.ReferenceTime = ref.RefTime.In(now)
+	}
+	if d.disc != nil {
+		st := d.disc.Status()
+		s.Upstream = &st
+	}
+	return s
+}
+
+// buildVersion returns the main module's version and the Go version.
+func buildVersion() (version, goVersion string) {
+	version = "(devel)"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		version = bi.Main.Version
+	}
+	return version, runtime.Version()
+}
+
+// Stats is a snapshot of the daemon's counters. The pointers are nil for
+// the parts that are not configured.
+type Stats struct {
+	// Server counts the NTP server's requests, replies, drops and bytes.
+	Server server.Stats
+	// Access and RateLimit count the middleware's decisions; the
+	// daemon always installs both, so a reload can turn either on.
+	Access    *server.AccessStats
+	RateLimit *server.RateLimitStats
+	// Kisses counts the kiss-o'-death replies the middleware sent, by
+	// code (DENY or RSTR from access control, RATE from the rate limit).
+	// Server.Kisses less their sum is the KoDs sent by other handlers.
+	Kisses map[ntpwire.RefID]uint64
+	// Upstream is the Discipliner's status, counters included; nil
+	// without upstream servers.
+	Upstream *upstream.Status
+	// NTS and NTSKE count NTS-authenticated requests and NTS-KE
+	// sessions; nil when NTS is off.
+	NTS   *nts.Stats
+	NTSKE *nts.KEStats
+	// MAC counts symmetric-key authenticated requests; nil without keys.
+	MAC *auth.Stats
+}
+
+// Stats returns a snapshot of the daemon's counters.
+func (d *Daemon) Stats() Stats {
+	ac, rl := d.guards.ac.Stats(), d.guards.rl.Stats()
+	s := Stats{
+		Server:    d.srv.Stats(),
+		Access:    &ac,
+		RateLimit: &rl,
+		Kisses: map[ntpwire.RefID]uint64{
+			d.guards.ac.Options().KissCode: ac.Kissed,
+			ntpwire.KissRate:               rl.Kissed,
+		},
+	}
+	if d.disc != nil {
+		st := d.disc.Status()
+		s.Upstream = &st
+	}
+	d.authn.stats(&s)
+	return s
+}
