@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/ntpkit/ntpkit/clock"
+	"github.com/ntpkit/ntpkit/clock/kernelsync"
 	"github.com/ntpkit/ntpkit/server"
 	"github.com/ntpkit/ntpkit/upstream"
 )
@@ -47,6 +48,7 @@ type Daemon struct {
 	clk    clock.Clock
 	src    server.Source
 	local  *server.LocalSource   // nil with upstream servers
+	kernel kernelsync.Reader     // nil: the kernel is not consulted
 	disc   *upstream.Discipliner // nil without upstream servers
 	srv    *server.Server
 	guards *guards
@@ -81,11 +83,17 @@ func New(o Options) (*Daemon, error) {
 	}
 	d := &Daemon{opts: o, logger: logger, clk: clk, ready: make(chan struct{}), started: clk.Now()}
 	d.reload.begin(d.started)
+	d.kernel = o.Local.Kernel
+	if d.kernel == nil && o.Clock == nil {
+		d.kernel = kernelsync.System{}
+	}
 	if len(o.Upstream.Servers) == 0 {
 		d.local = server.NewLocalSource(clk, o.Local.Stratum)
 		if o.Local.RefID != ([4]byte{}) {
 			d.local.RefID = o.Local.RefID
 		}
+		d.local.Kernel = d.kernel
+		d.local.WhenUnsynchronized = o.Local.WhenUnsynchronized
 		d.src = d.local
 	} else {
 		uo := o.Upstream.Options
@@ -221,7 +229,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 // sourceAttrs describes the served source for the "serving" log line.
 func (d *Daemon) sourceAttrs() []any {
 	if d.local != nil {
-		return []any{"stratum", d.local.Stratum, "refid", d.local.RefID.String(), "precision", d.local.Precision}
+		attrs := []any{"stratum", d.local.Stratum, "refid", d.local.RefID.String(), "precision", d.local.Precision}
+		if k, err := d.kernelState(); err == nil {
+			attrs = append(attrs, "kernel", k.String(), "when_unsynchronized", d.local.WhenUnsynchronized.String())
+		}
+		return attrs
 	}
 	ref := d.src.Reference()
 	return []any{"source", "upstream", "synchronized", ref.Synchronized(), "precision", ref.Precision}
@@ -282,7 +294,10 @@ type Health struct {
 	// Serving is true while Run serves NTP requests.
 	Serving bool
 	// Synchronized is true when the served reference data is trusted
-	// (leap not alarm, stratum 1–15).
+	// (leap not alarm, stratum 1–15) and, when the local clock is served,
+	// the kernel does not report the system clock unsynchronised: a
+	// local clock no time daemon keeps in sync is served (by default) but
+	// is not healthy.
 	Synchronized bool
 	// Reason says why the time is not synchronized; empty when it is.
 	Reason string
@@ -315,10 +330,28 @@ func (d *Daemon) syncState() (bool, string) {
 		return false, fmt.Sprintf("upstream not synchronized (%d of %d sources reachable)", reachable, len(st.Sources))
 	}
 	ref := d.src.Reference()
+	if k, err := d.kernelState(); err == nil && !k.Synchronized {
+		serving := "served as a local clock anyway"
+		if !ref.Synchronized() {
+			serving = "replies say unsynchronized"
+		}
+		return false, fmt.Sprintf("the kernel reports the system clock unsynchronized (%v, max error %v); %s", k.ClockState, k.MaxError, serving)
+	}
 	if ref.Synchronized() {
 		return true, ""
 	}
 	return false, fmt.Sprintf("reference not synchronized (leap %s, stratum %d)", ref.Leap, ref.Stratum)
+}
+
+// errNoKernel is kernelState's error when the kernel is not consulted.
+var errNoKernel = errors.New("not consulted: the daemon serves a clock other than the system clock")
+
+// kernelState reads the kernel's state of the system clock.
+func (d *Daemon) kernelState() (kernelsync.State, error) {
+	if d.kernel == nil {
+		return kernelsync.State{}, errNoKernel
+	}
+	return d.kernel.Read()
 }
 
 // Source returns what the daemon serves: a *server.LocalSource, or the

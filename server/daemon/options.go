@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/ntpkit/ntpkit/clock"
+	"github.com/ntpkit/ntpkit/clock/kernelsync"
 	"github.com/ntpkit/ntpkit/ntpwire"
 	"github.com/ntpkit/ntpkit/policy"
 	"github.com/ntpkit/ntpkit/ratelimit"
+	"github.com/ntpkit/ntpkit/server"
 	"github.com/ntpkit/ntpkit/server/symkey"
 	"github.com/ntpkit/ntpkit/upstream"
 )
@@ -59,6 +61,19 @@ type Local struct {
 	Stratum uint8
 	// RefID is served in replies; zero: server.LocalRefID (127.127.1.1).
 	RefID ntpwire.RefID
+	// Kernel reads what the kernel knows about the synchronisation of the
+	// system clock (see package clock/kernelsync). Nil: kernelsync.System
+	// when Options.Clock is nil (the system clock is served), else the
+	// kernel is not consulted. The state shows in Status, drives Health
+	// while the local clock is served, and decides what replies say
+	// (server.LocalSource.Kernel).
+	Kernel kernelsync.Reader
+	// WhenUnsynchronized is what replies say while the kernel reports the
+	// system clock unsynchronised: the zero value, server.ServeLocalClock,
+	// serves it anyway as a local clock at Stratum (Health still reports
+	// the daemon unsynchronised); server.AnnounceUnsynchronized answers
+	// with leap alarm and stratum 16, which clients do not synchronise to.
+	WhenUnsynchronized server.UnsyncPolicy
 }
 
 // Tuning tunes the NTP sockets; zero values keep server.Server's defaults.
@@ -171,6 +186,9 @@ func (o *Options) validate() error {
 		if err := checkAddr(a); err != nil {
 			return fmt.Errorf("daemon: Listen[%d] %q: %w", i, a, err)
 		}
+	}
+	if o.Local.WhenUnsynchronized > server.AnnounceUnsynchronized {
+		return fmt.Errorf("daemon: Local.WhenUnsynchronized %v is not a known policy", o.Local.WhenUnsynchronized)
 	}
 	if o.Local.Stratum > 15 {
 		return fmt.Errorf("daemon: Local.Stratum %d is outside 1–15", o.Local.Stratum)

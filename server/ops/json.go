@@ -24,6 +24,24 @@ type Status struct {
 	Reference     Reference `json:"reference"`             // the reference data replies carry
 	Config        Reloads   `json:"config"`                // configuration reloads
 	Upstream      *Upstream `json:"upstream,omitempty"`    // the Discipliner; absent when serving the local clock
+	Kernel        Kernel    `json:"kernel"`                // the kernel's synchronisation state of the system clock
+}
+
+// Kernel is the "kernel" object of /v1/status: what the kernel knows about
+// the synchronisation of the system clock (adjtimex on Linux). Known is
+// false, with Error saying why, when the kernel is not consulted (a clock
+// other than the system clock) or the platform cannot tell.
+type Kernel struct {
+	Known                 bool    `json:"known"`
+	Error                 string  `json:"error,omitempty"`
+	Synchronized          bool    `json:"synchronized"`            // STA_UNSYNC clear and not TIME_ERROR
+	ClockState            string  `json:"clock_state,omitempty"`   // TIME_OK, TIME_ERROR, ...
+	Status                uint32  `json:"status"`                  // STA_* bits
+	MaxErrorSeconds       float64 `json:"max_error_seconds"`       // maximum error bound; 16: unknown
+	EstimatedErrorSeconds float64 `json:"estimated_error_seconds"` // estimated error
+	OffsetSeconds         float64 `json:"offset_seconds"`          // phase offset still being slewed
+	FrequencyPPM          float64 `json:"frequency_ppm"`           // frequency correction
+	TAIOffsetSeconds      int     `json:"tai_offset_seconds"`      // TAI−UTC when set
 }
 
 // Reference is the reference data the daemon serves.
@@ -152,6 +170,15 @@ func StatusOf(st daemon.Status, apiAddr string) Status {
 	}
 	if st.Upstream != nil {
 		s.Upstream = upstreamOf(st.Upstream)
+	}
+	if k := st.Kernel; k != nil {
+		s.Kernel = Kernel{
+			Known: true, Synchronized: k.Synchronized, ClockState: k.ClockState.String(), Status: k.Status,
+			MaxErrorSeconds: k.MaxError.Seconds(), EstimatedErrorSeconds: k.EstError.Seconds(),
+			OffsetSeconds: k.Offset.Seconds(), FrequencyPPM: k.FrequencyPPM, TAIOffsetSeconds: k.TAIOffset,
+		}
+	} else {
+		s.Kernel = Kernel{Error: st.KernelError}
 	}
 	return s
 }

@@ -84,8 +84,22 @@ type Local struct {
 	// Stratum is 1–15.
 	Stratum int `json:"stratum"`
 	// RefID is up to 4 ASCII characters or an IPv4 address; empty:
-	// 127.127.1.1.
+	// 127.127.1.1, the address chrony and ntpd use for the local clock.
 	RefID string `json:"refid"`
+	// WhenUnsynchronized is what replies say while the kernel reports
+	// the system clock unsynchronised: "serve" (the default) serves it
+	// anyway as a local clock at Stratum, as chrony's "local" does, while
+	// /healthz, /v1/status and the metrics report the kernel's state;
+	// "unsynchronized" answers with leap alarm and stratum 16, so that
+	// clients do not use the time.
+	WhenUnsynchronized string `json:"when_unsynchronized"`
+}
+
+// unsyncPolicies maps local.when_unsynchronized's values to policies.
+var unsyncPolicies = map[string]server.UnsyncPolicy{
+	"":               server.ServeLocalClock,
+	"serve":          server.ServeLocalClock,
+	"unsynchronized": server.AnnounceUnsynchronized,
 }
 
 // Server tunes the NTP sockets.
@@ -183,6 +197,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ParseRefID(c.Local.RefID); err != nil {
 		return fieldErr("local.refid", "%v", err)
+	}
+	if _, ok := unsyncPolicies[c.Local.WhenUnsynchronized]; !ok {
+		return fieldErr("local.when_unsynchronized", "%q is neither \"serve\" nor \"unsynchronized\"", c.Local.WhenUnsynchronized)
 	}
 	for _, f := range []struct {
 		name string
@@ -310,7 +327,7 @@ func (c *Config) Options(logger *slog.Logger) (daemon.Options, error) {
 	refid, _ := ParseRefID(c.Local.RefID)
 	o := daemon.Options{
 		Listen: c.Listen,
-		Local:  daemon.Local{Stratum: uint8(c.Local.Stratum), RefID: refid},
+		Local:  daemon.Local{Stratum: uint8(c.Local.Stratum), RefID: refid, WhenUnsynchronized: unsyncPolicies[c.Local.WhenUnsynchronized]},
 		Tuning: daemon.Tuning{
 			Sockets:     c.Server.Sockets,
 			Workers:     c.Server.Workers,
