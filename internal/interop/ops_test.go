@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ntpkit/ntpkit/clock/kernelsync"
 	"github.com/ntpkit/ntpkit/ntpwire"
 )
 
@@ -91,6 +92,10 @@ type opsStatus struct {
 		Failures   int    `json:"failures"`
 		LastError  string `json:"last_error"`
 	} `json:"config"`
+	Kernel struct {
+		Known        bool `json:"known"`
+		Synchronized bool `json:"synchronized"`
+	} `json:"kernel"`
 }
 
 type opsStats struct {
@@ -191,15 +196,23 @@ func TestOpsDaemonConfigAPIReload(t *testing.T) {
 		}
 	}
 
+	// The daemon serves the local clock, so its health follows what the
+	// kernel says about this machine's clock: 200 only when a time daemon
+	// keeps it synchronised, else 503 naming the kernel's state.
+	kernel, kerr := kernelsync.System{}.Read()
+	kernelSynced := kerr != nil || kernel.Synchronized
 	code, _, body := apiGet(t, base+"/healthz", token)
-	if code != http.StatusOK || string(body) != "ok\n" {
-		t.Errorf("/healthz: %d %q, want 200 ok", code, body)
+	switch {
+	case kernelSynced && (code != http.StatusOK || string(body) != "ok\n"):
+		t.Errorf("/healthz: %d %q, want 200 ok (kernel: %v, %v)", code, body, kernel, kerr)
+	case !kernelSynced && (code != http.StatusServiceUnavailable || !strings.Contains(string(body), "kernel reports the system clock unsynchronized")):
+		t.Errorf("/healthz: %d %q, want 503 naming the kernel's state (kernel: %v)", code, body, kernel)
 	}
 
 	var st opsStatus
 	getJSON(t, base+"/v1/status", token, &st)
-	if !st.Serving || !st.Synchronized || st.Reference.Stratum != 1 || st.Reference.RefID != "GPS" ||
-		len(st.Listen) != 2 || st.Config.Generation != 1 {
+	if !st.Serving || st.Synchronized != kernelSynced || st.Reference.Stratum != 1 || st.Reference.RefID != "GPS" ||
+		len(st.Listen) != 2 || st.Config.Generation != 1 || st.Kernel.Known != (kerr == nil) {
 		t.Errorf("unexpected /v1/status: %+v", st)
 	}
 
