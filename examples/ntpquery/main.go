@@ -11,7 +11,7 @@
 // Usage:
 //
 //	ntpquery [-timeout 5s] [-ntp-version 4] host[:port]
-//	ntpquery -status http://127.0.0.1:8080 [-token-file file]
+//	ntpquery -status http://127.0.0.1:8080 [-token-file file] [-json] [-v] [status|tracking|sources|sourcestats|serverstats]
 //	ntpquery -version
 //
 // A host without a port means the NTP port, 123.
@@ -89,7 +89,11 @@ func exitCode(err error) int {
 
 const usageHead = `usage:
   ntpquery [flags] host[:port]     query an NTP server once and print its reply
-  ntpquery -status URL [flags]     print an ntpkit daemon's status from its API
+  ntpquery -status URL [flags] [view]
+                                   print a view of an ntpkit daemon from its
+                                   management API: status (the default),
+                                   tracking, sources, sourcestats or
+                                   serverstats, like chronyc's commands
   ntpquery -version                print ntpquery's version
 
 A host without a port means the NTP port, 123; write an IPv6 address with a
@@ -111,6 +115,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	showVersion := fs.Bool("version", false, "print ntpquery's version and exit")
 	statusURL := fs.String("status", "", "print the status from an ntpkit daemon's management API at this `URL` instead of querying NTP")
 	tokenFile := fs.String("token-file", "", "`file` holding the management API's bearer token (default: $NTPKIT_API_TOKEN)")
+	asJSON := fs.Bool("json", false, "with -status: print the API's JSON the view is made from, for scripts")
+	verbose := fs.Bool("v", false, "with -status sources: print a legend")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -122,8 +128,13 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	if *statusURL != "" {
-		if fs.NArg() != 0 {
-			return &usageError{"-status takes no NTP server address"}
+		view := "status"
+		switch fs.NArg() {
+		case 0:
+		case 1:
+			view = fs.Arg(0)
+		default:
+			return &usageError{"-status takes at most one view: " + viewNames()}
 		}
 		token := os.Getenv("NTPKIT_API_TOKEN")
 		if *tokenFile != "" {
@@ -133,7 +144,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			}
 			token = strings.TrimSpace(string(data))
 		}
-		return printStatus(stdout, *statusURL, token, *timeout)
+		return printView(stdout, view, *statusURL, token, *timeout, *verbose, *asJSON)
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
