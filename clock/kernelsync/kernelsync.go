@@ -120,9 +120,9 @@ func (s State) LeapDelete() bool { return s.Status&StatusDelete != 0 }
 
 // String summarises s on one line, the way an operator reads it.
 func (s State) String() string {
-	sync := "synchronised"
+	sync := "synchronized"
 	if !s.Synchronized {
-		sync = "unsynchronised"
+		sync = "unsynchronized"
 	}
 	return fmt.Sprintf("%s (%v, status %#04x), max error %v, estimated error %v, offset %v, frequency %+.3f ppm",
 		sync, s.ClockState, s.Status, s.MaxError, s.EstError, s.Offset, s.FrequencyPPM)

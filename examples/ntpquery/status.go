@@ -316,11 +316,11 @@ const sourcesLegend = `  .-- Source mode  '^' = server
  / .- Source state '*' = selected, '+' = combined, '-' = not combined (outlier),
 | /             'x' = falseticker, '?' = unreachable or no sample yet,
 ||              '!' = retired after a DENY or RSTR kiss-o'-death
-||                                                    .- offset of the last sample,
-||   Stratum and poll interval of the source,       /    the part of it still being
-||   reachability of the last 8 queries (octal) -.  |    slewed in [ ], and the
-||   and how long ago the last sample came       |  |    source's root distance
-||                                               |  |    (its error bound) after +/-
+||                                                    .- offset of the last sample
+||   Stratum and poll interval (log2 s) of the     /     and, after +/-, the source's
+||   source, reachability of the last 8 queries   |      root distance (its error
+||   (octal), and how long ago the last sample    |      bound)
+||   came                                         |
 `
 
 func printSources(w io.Writer, st *ops.Status, verbose bool) {
@@ -352,9 +352,6 @@ func printSources(w io.Writer, st *ops.Status, verbose bool) {
 			poll = fmt.Sprintf("%.0f", math.Log2(s.PollSeconds))
 		}
 		fmt.Fprintf(w, "^%s %-27s %7d %5s %5o %6s  %s\n", sym, truncate(name, 27), s.Stratum, poll, s.Reach, ago(st, s.LastSample), sample)
-	}
-	if verbose {
-		fmt.Fprintf(w, "\nstate names: * selected, + candidate, - outlier, x falseticker, ? unreachable/init, ! kod; poll is log2 seconds\n")
 	}
 }
 
