@@ -160,25 +160,12 @@ func decodeStrict(data []byte, cfg *Config) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(cfg); err != nil {
-		return describeJSONError(err)
+		return describeJSONError(data, err)
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
 		return errors.New("config: trailing data after the JSON object")
 	}
 	return nil
-}
-
-func describeJSONError(err error) error {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fieldErr(te.Field, "wrong type: got JSON %s, want %s", te.Value, te.Type)
-	}
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Errorf("config: JSON syntax error at byte %d: %w", se.Offset, err)
-	}
-	// encoding/json reports unknown fields as `json: unknown field "x"`.
-	return fmt.Errorf("config: %w", err)
 }
 
 // Validate checks every field and returns the first problem as a

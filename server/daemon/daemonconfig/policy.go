@@ -223,9 +223,5 @@ func parseDuration(field, s string) (time.Duration, error) {
 	if s == "" {
 		return 0, nil
 	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, fieldErr(field, "%q is not a duration such as \"1s\" or \"1h\"", s)
-	}
-	return d, nil
+	return parseDurationField(field, s, false)
 }

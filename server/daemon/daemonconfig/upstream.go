@@ -107,9 +107,9 @@ func (c Upstream) options() (upstream.Options, error) {
 		if f.s == "" {
 			continue
 		}
-		d, err := time.ParseDuration(f.s)
-		if err != nil || d <= 0 {
-			return o, fieldErr(f.name, "%q is not a positive duration such as \"64s\" or \"17m\"", f.s)
+		d, err := parseDurationField(f.name, f.s, true)
+		if err != nil {
+			return o, err
 		}
 		*f.dst = d
 	}
