@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 
@@ -55,5 +56,22 @@ func TestReloadWithoutConfigIsNoOp(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "level=INFO") || !strings.Contains(logs.String(), "without -config") {
 		t.Errorf("log %q, want one INFO line saying there is no file", logs.String())
+	}
+}
+
+// CONFIG.md is what -config-reference prints: the reference cannot drift
+// from the code. After changing the configuration types, regenerate it:
+// go run ./examples/standalone -config-reference > examples/standalone/CONFIG.md
+func TestConfigReferenceInSync(t *testing.T) {
+	var out, errb bytes.Buffer
+	if err := run([]string{"-config-reference"}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	committed, err := os.ReadFile("CONFIG.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(committed, out.Bytes()) {
+		t.Errorf("CONFIG.md differs from -config-reference; regenerate it with\n  go run ./examples/standalone -config-reference > examples/standalone/CONFIG.md")
 	}
 }

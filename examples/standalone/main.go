@@ -14,6 +14,7 @@
 //
 //	standalone [-config file.json] [-listen addr,...] [-stratum N] [-refid ID] [-api addr]
 //	standalone -print-default-config
+//	standalone -config-reference
 //	standalone -version
 //
 // Exit status: 0 after a clean stop (SIGINT, SIGTERM) or for -h, 1 when
@@ -76,6 +77,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	refid := fs.String("refid", "", "reference ID of the local reference (ASCII or IPv4), overriding the configuration")
 	apiListen := fs.String("api", "", "TCP `address` of the HTTP management API, overriding the configuration (-api= turns it off)")
 	showVersion := fs.Bool("version", false, "print the daemon's version and exit")
+	printReference := fs.Bool("config-reference", false, "print the reference of every configuration key (type, default, SIGHUP, meaning) as Markdown and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -93,6 +95,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if *showVersion {
 		fmt.Fprintln(stdout, buildinfo.Read().Line("standalone"))
 		return nil
+	}
+	if *printReference {
+		return daemonconfig.WriteReference(stdout)
 	}
 	if *printDefault {
 		_, err := stdout.Write(daemonconfig.DefaultJSON())

@@ -83,8 +83,10 @@ type API struct {
 type Local struct {
 	// Stratum is 1–15.
 	Stratum int `json:"stratum"`
-	// RefID is up to 4 ASCII characters or an IPv4 address; empty:
-	// 127.127.1.1, the address chrony and ntpd use for the local clock.
+	// RefID is up to 4 ASCII characters (a reference code such as "GPS"
+	// for a stratum-1 clock) or an IPv4 address; the default 127.127.1.1
+	// (also used when empty) is the address chrony and ntpd give the
+	// local clock, which clients show as LOCAL or 127.127.1.1.
 	RefID string `json:"refid"`
 	// WhenUnsynchronized is what replies say while the kernel reports
 	// the system clock unsynchronised: "serve" (the default) serves it

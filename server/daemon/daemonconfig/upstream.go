@@ -37,8 +37,8 @@ type Upstream struct {
 	// StepThreshold is the offset beyond which the served clock is
 	// stepped rather than slewed (empty: 128ms).
 	StepThreshold string `json:"step_threshold"`
-	// Holdover is how long the clock stays synchronised without usable
-	// sources (empty: 4 × max_poll, at least 1m).
+	// Holdover is the duration the clock stays synchronised without
+	// usable sources (empty: 4 × max_poll, at least 1m).
 	Holdover string `json:"holdover"`
 	// MinSources is how many sources must agree to update the clock
 	// (0: 1; a majority of the usable sources is always required).
@@ -46,11 +46,13 @@ type Upstream struct {
 	// DriftFile keeps the frequency estimate across restarts (empty:
 	// none; with the systemd unit, /var/lib/ntpkit/drift).
 	DriftFile string `json:"drift_file"`
-	// LeapSmear smears leap seconds over a window of this length centred
-	// on the leap (empty: no smear, the leap second is a frozen second).
+	// LeapSmear smears leap seconds over a window of this duration
+	// centred on the leap (empty: no smear, the leap second is a frozen
+	// second).
 	LeapSmear string `json:"leap_smear"`
-	// MaxStep is the largest step taken once synchronised; beyond it the
-	// daemon serves unsynchronised (empty: 1000s; "none": no limit).
+	// MaxStep is the largest step (a duration) taken once synchronised;
+	// beyond it the daemon serves unsynchronised (empty: 1000s; "none":
+	// no limit).
 	MaxStep string `json:"max_step"`
 }
 
