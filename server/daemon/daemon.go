@@ -84,7 +84,7 @@ func New(o Options) (*Daemon, error) {
 	d := &Daemon{opts: o, logger: logger, clk: clk, ready: make(chan struct{}), started: clk.Now()}
 	d.reload.begin(d.started)
 	d.kernel = o.Local.Kernel
-	if d.kernel == nil && o.Clock == nil {
+	if _, system := clk.(clock.System); d.kernel == nil && system {
 		d.kernel = kernelsync.System{}
 	}
 	if len(o.Upstream.Servers) == 0 {

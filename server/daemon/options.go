@@ -63,8 +63,8 @@ type Local struct {
 	RefID ntpwire.RefID
 	// Kernel reads what the kernel knows about the synchronisation of the
 	// system clock (see package clock/kernelsync). Nil: kernelsync.System
-	// when Options.Clock is nil (the system clock is served), else the
-	// kernel is not consulted. The state shows in Status, drives Health
+	// when the system clock is served (Options.Clock nil or
+	// clock.System), else the kernel is not consulted. The state shows in Status, drives Health
 	// while the local clock is served, and decides what replies say
 	// (server.LocalSource.Kernel).
 	Kernel kernelsync.Reader
