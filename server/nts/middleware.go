@@ -8,6 +8,7 @@ import (
 	"github.com/ntpkit/ntpkit/internal/aessiv"
 	"github.com/ntpkit/ntpkit/internal/ntske"
 	"github.com/ntpkit/ntpkit/ntpwire"
+	"github.com/ntpkit/ntpkit/ratelimit"
 	"github.com/ntpkit/ntpkit/server"
 )
 
@@ -34,13 +35,14 @@ const maxReplyCookies = 8
 // fields, with a legacy MAC or with other extension fields pass through
 // untouched.
 type Middleware struct {
-	keys  *KeyStore
-	stats mwCounters
-	pool  sync.Pool
+	keys    *KeyStore
+	nakBudg atomic.Pointer[ratelimit.Global]
+	stats   mwCounters
+	pool    sync.Pool
 }
 
 type mwCounters struct {
-	requests, authenticated, naks, authFailures, malformed, cookies atomic.Uint64
+	requests, authenticated, naks, authFailures, malformed, cookies, nakLimited atomic.Uint64
 }
 
 // Stats counts what Middleware did.
@@ -51,6 +53,7 @@ type Stats struct {
 	AuthFailures  uint64 // requests dropped: authenticator did not verify
 	Malformed     uint64 // requests dropped: missing or repeated NTS fields
 	Cookies       uint64 // fresh cookies sent in replies
+	NAKLimited    uint64 // NAKs not sent: the NAK budget was spent
 }
 
 // NewMiddleware returns NTS middleware opening cookies with keys, the
@@ -68,8 +71,18 @@ func (m *Middleware) Stats() Stats {
 		AuthFailures:  m.stats.authFailures.Load(),
 		Malformed:     m.stats.malformed.Load(),
 		Cookies:       m.stats.cookies.Load(),
+		NAKLimited:    m.stats.nakLimited.Load(),
 	}
 }
+
+// SetNAKLimit sets the budget of NTS NAKs: over it, requests whose cookie
+// cannot be opened are dropped instead of NAKed. A NAK goes to the
+// request's unauthenticated source address and is no longer than the
+// request, like a KoD; give it the same *ratelimit.Global as the
+// rate limiter's and access control's KissLimit and LeakLimit to put all
+// such replies under one budget. Nil, the default, means no bound beyond
+// the rate limiter in front. It may be called at any time.
+func (m *Middleware) SetNAKLimit(g *ratelimit.Global) { m.nakBudg.Store(g) }
 
 // Wrap returns next behind NTS authentication; it is a server.Middleware.
 func (m *Middleware) Wrap(next server.Handler) server.Handler {
@@ -199,6 +212,10 @@ func (m *Middleware) buffer() *[]byte {
 
 // nak sends an NTS NAK: a KoD NTSN echoing the Unique Identifier.
 func (m *Middleware) nak(w server.ResponseWriter, r *server.Request, uidField []byte) {
+	if !m.nakBudg.Load().Allow(r.Received) {
+		m.stats.nakLimited.Add(1)
+		return
+	}
 	k := ntpwire.NewKiss(&r.Packet, ntpwire.KissNTSN)
 	err := w.ReplySealed(k, func(pkt []byte) ([]byte, error) {
 		ntpwire.PutXmitTime(pkt, k.XmitTime) // a KoD carries no time
