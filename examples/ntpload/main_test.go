@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,13 +169,16 @@ func (nopWriter) Write(b []byte) (int, error) { return len(b), nil }
 // mismatch.
 func TestLoadLabelsLateReplies(t *testing.T) {
 	var (
+		mu       sync.Mutex   // the test reads answered while the server runs
 		held     ntpwire.Time // the first request's transmit stamp, answered late
 		heldAt   time.Time
 		answered bool
 		n        int
 	)
 	h := server.HandlerFunc(func(w server.ResponseWriter, r *server.Request) {
-		n++ // one worker: no race
+		mu.Lock()
+		defer mu.Unlock()
+		n++
 		switch {
 		case n == 1:
 			held, heldAt = r.Packet.XmitTime, r.Received
@@ -196,7 +200,10 @@ func TestLoadLabelsLateReplies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !answered {
+	mu.Lock()
+	ok := answered
+	mu.Unlock()
+	if !ok {
 		t.Skip("the run ended before the server answered the held request")
 	}
 	if res.invalid[badLate] != 1 || res.invalid[badOrigin] != 0 {
