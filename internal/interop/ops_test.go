@@ -218,7 +218,7 @@ func TestOpsDaemonConfigAPIReload(t *testing.T) {
 	d.Signal(t, syscall.SIGHUP)
 	d.WaitLogCount(t, "config reload refused", 2, 10*time.Second)
 	log := d.Stderr.String()
-	if !strings.Contains(log, "local.stratum") || !strings.Contains(log, `unknown field \"bogus\"`) {
+	if !strings.Contains(log, "local.stratum") || !strings.Contains(log, "config: bogus: unknown field") {
 		t.Errorf("refusals do not give the reasons:\n%s", log)
 	}
 	for _, addr := range []string{fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("[::1]:%d", port)} {
