@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -101,6 +102,19 @@ type Server struct {
 	WriteBuffer int `json:"write_buffer"`
 }
 
+// Bounds on values that would otherwise let a configuration file exhaust
+// the machine's memory.
+const (
+	// MaxReaders bounds listen addresses × sockets × workers: each reader
+	// is a goroutine with its own batch buffers (about 130 KiB).
+	MaxReaders = daemon.MaxReaders
+	// MaxNameEntries bounds access.names.max_entries.
+	MaxNameEntries = 1 << 20
+	// MaxRateLimitMemory bounds rate_limit.memory: 1 GiB holds 67
+	// million clients.
+	MaxRateLimitMemory = 1 << 30
+)
+
 // FieldError is a configuration value that was refused.
 type FieldError struct {
 	// Field is the JSON path of the field, e.g. "local.stratum" or
@@ -143,6 +157,11 @@ func Parse(data []byte) (Config, error) {
 // decodeStrict decodes one JSON object onto cfg, refusing unknown fields,
 // wrong types and trailing data.
 func decodeStrict(data []byte, cfg *Config) error {
+	if path, err := findDuplicateKey(data); path != "" {
+		return fieldErr(path, "given twice; the second would silently replace the first")
+	} else if errors.Is(err, errJSONTooDeep) {
+		return fmt.Errorf("config: %w", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(cfg); err != nil {
@@ -202,6 +221,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.Workers > 1024 {
 		return fieldErr("server.workers", "%d is more than 1024", c.Server.Workers)
+	}
+	sockets := c.Server.Sockets
+	if sockets == 0 {
+		sockets = runtime.GOMAXPROCS(0)
+	}
+	if n := len(c.Listen) * sockets * max(1, c.Server.Workers); n > MaxReaders {
+		return fieldErr("server.workers", "%d listen addresses × %d sockets × %d workers make %d readers, more than %d",
+			len(c.Listen), sockets, max(1, c.Server.Workers), n, MaxReaders)
 	}
 	if _, err := c.Upstream.options(); err != nil {
 		return err
