@@ -309,6 +309,9 @@ func (c *Config) Token() (string, error) {
 	if c.API.TokenFile == "" {
 		return "", nil
 	}
+	if _, err := checkSecretFile("api.token_file", c.API.TokenFile); err != nil {
+		return "", err
+	}
 	data, err := os.ReadFile(c.API.TokenFile)
 	if err != nil {
 		return "", fieldErr("api.token_file", "%v", err)
@@ -326,13 +329,18 @@ func (c *Config) Token() (string, error) {
 // Options validates c, reads the files it names (keys_file,
 // nts.key_seed_file, upstream.nts_trusted_certs) and returns the
 // daemon.Options it describes, with logger as the daemon's logger.
-// Errors name the field.
+// Errors name the field. Secret files (keys_file, nts.key_file,
+// nts.key_seed_file, api.token_file) that other users may write are
+// refused; those they may read are accepted with a warning.
 func (c *Config) Options(logger *slog.Logger) (daemon.Options, error) {
 	if err := c.Validate(); err != nil {
 		return daemon.Options{}, err
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := c.checkSecrets(logger); err != nil {
+		return daemon.Options{}, err
 	}
 	refid, _ := ParseRefID(c.Local.RefID)
 	o := daemon.Options{
