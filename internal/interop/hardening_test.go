@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -86,4 +87,42 @@ func TestDaemonNTSKEUnderIdleFlood(t *testing.T) {
 		t.Errorf("a real client got keys %d of 6 times during an idle flood", ok)
 	}
 	d.Stop(t)
+}
+
+// TestDaemonAPIRefusesRebindingAndOpenExposure checks the built daemon's
+// management API: a request carrying another name in Host, as a browser
+// sends after DNS rebinding, gets 421; the daemon refuses to start with
+// the API on every interface and no token.
+func TestDaemonAPIRefusesRebindingAndOpenExposure(t *testing.T) {
+	bin := BuildDaemon(t)
+	port := FreeUDPPort(t)
+	d := StartDaemon(t, bin, "-listen", fmt.Sprintf("127.0.0.1:%d", port))
+	api := d.APIURL(t)
+	get := func(host string) int {
+		req, err := http.NewRequest(http.MethodGet, api+"/v1/status", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := get("rebind.attacker.example"); got != http.StatusMisdirectedRequest {
+		t.Errorf("Host rebind.attacker.example: %d, want 421", got)
+	}
+	if got := get(strings.TrimPrefix(api, "http://")); got != http.StatusOK {
+		t.Errorf("Host %s: %d, want 200", api, got)
+	}
+	d.Stop(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "-api", "0.0.0.0:0", "-listen", fmt.Sprintf("127.0.0.1:%d", port)).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "api.listen") {
+		t.Errorf("daemon with the API on 0.0.0.0 and no token: err %v, output:\n%s", err, out)
+	}
 }

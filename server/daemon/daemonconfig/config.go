@@ -77,7 +77,17 @@ type API struct {
 	Listen string `json:"listen"`
 	// TokenFile names a file holding a bearer token that every request
 	// must present ("Authorization: Bearer <token>"); empty: no auth.
+	// It is required when Listen is not a loopback address, unless
+	// AllowNoToken is set.
 	TokenFile string `json:"token_file"`
+	// AllowNoToken serves the API off loopback without a token: anyone
+	// who reaches the port reads the status. Off by default.
+	AllowNoToken bool `json:"allow_no_token"`
+	// Hosts are the names, besides IP addresses and "localhost", that
+	// requests may carry in their Host header when the API has no token
+	// (a web page cannot use DNS rebinding to read it: its requests
+	// carry its own name). With a token, Host is not checked.
+	Hosts []string `json:"hosts"`
 }
 
 // Local is the local clock's reference data.
@@ -247,10 +257,29 @@ func (c *Config) Validate() error {
 	if c.API.TokenFile != "" && c.API.Listen == "" {
 		return fieldErr("api.token_file", "set but the API is off (api.listen is empty)")
 	}
+	if c.API.Listen != "" && c.API.TokenFile == "" && !c.API.AllowNoToken && !loopbackAddr(c.API.Listen) {
+		return fieldErr("api.listen", "%q is reachable from other hosts and api.token_file is not set: set a token, or api.allow_no_token to serve the API unauthenticated", c.API.Listen)
+	}
+	for i, h := range c.API.Hosts {
+		if h == "" || strings.ContainsAny(h, " /:@") {
+			return fieldErr(fmt.Sprintf("api.hosts[%d]", i), "%q is not a host name", h)
+		}
+	}
 	if err := c.NTS.validate(); err != nil {
 		return err
 	}
 	return nil
+}
+
+// loopbackAddr reports whether the "ip:port" address a is on a loopback
+// address; an empty IP (every interface) is not.
+func loopbackAddr(a string) bool {
+	host, _, err := net.SplitHostPort(a)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // validateAddr checks an "ip:port" address; the IP may be empty.

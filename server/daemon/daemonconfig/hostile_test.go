@@ -24,6 +24,10 @@ func TestHostileConfigRefused(t *testing.T) {
 		{"a key given twice", `{"local": {"stratum": 2, "stratum": 3}}`, "local.stratum"},
 		{"keys differing in case", `{"log_level": "info", "LOG_LEVEL": "debug"}`, "LOG_LEVEL"},
 		{"twice inside a list", `{"upstream": {"sources": [{"address": "a", "address": "b"}]}}`, "upstream.sources[0].address"},
+		{"API on every interface without a token", `{"api": {"listen": "0.0.0.0:8080"}}`, "api.listen"},
+		{"API on an empty host without a token", `{"api": {"listen": ":8080"}}`, "api.listen"},
+		{"API on a public address without a token", `{"api": {"listen": "192.0.2.1:8080"}}`, "api.listen"},
+		{"API host with a space", `{"api": {"hosts": ["a b"]}}`, "api.hosts[0]"},
 	} {
 		_, err := Parse([]byte(tc.json))
 		var fe *FieldError
@@ -36,6 +40,8 @@ func TestHostileConfigRefused(t *testing.T) {
 		{"16 s polls of a public server", `{"upstream": {"servers": ["pool.ntp.org"], "min_poll": "16s"}}`},
 		{"1 GiB table", `{"rate_limit": {"memory": 1073741824}}`},
 		{"a million names", `{"access": {"names": {"deny": [".x.example"], "max_entries": 1048576}}}`},
+		{"API off loopback, explicitly without a token", `{"api": {"listen": "0.0.0.0:8080", "allow_no_token": true}}`},
+		{"API on IPv6 loopback", `{"api": {"listen": "[::1]:8080", "hosts": ["ntp1.example.net"]}}`},
 		{"same key in two objects", `{"access": {"default": "allow"}, "rate_limit": {"enabled": true}, "api": {"listen": "127.0.0.1:0"}}`},
 	} {
 		if _, err := Parse([]byte(tc.json)); err != nil {
