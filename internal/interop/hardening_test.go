@@ -3,6 +3,7 @@ package interop
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -85,6 +86,16 @@ func TestDaemonNTSKEUnderIdleFlood(t *testing.T) {
 	}
 	if ok != 6 {
 		t.Errorf("a real client got keys %d of 6 times during an idle flood", ok)
+	}
+	// The listener's liveness is part of the status and the metrics.
+	resp, err := http.Get(d.APIURL(t) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf(`ntpkit_listener_up{kind="nts-ke",addr="%s"} 1`, keAddr); !strings.Contains(string(body), want) {
+		t.Errorf("/metrics lacks %s", want)
 	}
 	d.Stop(t)
 }

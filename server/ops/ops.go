@@ -92,6 +92,13 @@ func (h *handler) health(w http.ResponseWriter, r *http.Request) {
 	case !hs.Serving:
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, "not serving")
+	case !hs.ListenersOK():
+		w.WriteHeader(http.StatusServiceUnavailable)
+		for _, l := range hs.Listeners {
+			if !l.Serving {
+				fmt.Fprintf(w, "%s listener %s not serving: %s\n", l.Kind, l.Addr, l.Err)
+			}
+		}
 	case !hs.Synchronized:
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, "not synchronized:", hs.Reason)
