@@ -376,5 +376,7 @@ func RejectReasons(r upstream.Rejects) []Count {
 		{"kiss_rstr", r.KissRstr},
 		{"kiss_other", r.KissOther},
 		{"timeout", r.Timeout},
+		{"loop", r.Loop},
+		{"popcorn", r.Popcorn},
 	}
 }

@@ -131,6 +131,8 @@ type Rejects struct {
 	Auth        uint64 `json:"auth"`
 	NTSNAK      uint64 `json:"nts_nak"`
 	KEFailed    uint64 `json:"ke_failed"`
+	Loop        uint64 `json:"loop"`
+	Popcorn     uint64 `json:"popcorn"`
 }
 
 // StatusOf returns the JSON form of st; apiAddr is reported as
@@ -266,6 +268,7 @@ func rejectsOf(r upstream.Rejects) Rejects {
 		LeapAlarm: r.LeapAlarm, BadTime: r.BadTime, BadDistance: r.BadDistance,
 		KissRate: r.KissRate, KissDeny: r.KissDeny, KissRstr: r.KissRstr, KissOther: r.KissOther,
 		Timeout: r.Timeout, Auth: r.Auth, NTSNAK: r.NTSNAK, KEFailed: r.KEFailed,
+		Loop: r.Loop, Popcorn: r.Popcorn,
 	}
 }
 

@@ -3,7 +3,6 @@ package ops
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -18,6 +17,7 @@ import (
 	"github.com/ntpkit/ntpkit/policy"
 	"github.com/ntpkit/ntpkit/server"
 	"github.com/ntpkit/ntpkit/server/daemon"
+	"github.com/ntpkit/ntpkit/server/servertest"
 	"github.com/ntpkit/ntpkit/upstream"
 )
 
@@ -220,23 +220,8 @@ func TestMethods(t *testing.T) {
 // exchange sends one client request to addr and waits for the reply.
 func exchange(t *testing.T, addr string) ntpwire.Packet {
 	t.Helper()
-	c, err := net.Dial("udp", addr)
+	rep, err := servertest.Query(addr, 5*time.Second)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	req := ntpwire.Packet{Version: 4, Mode: ntpwire.ModeClient, XmitTime: 0x1234}
-	if _, err := c.Write(req.AppendTo(nil)); err != nil {
-		t.Fatal(err)
-	}
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 512)
-	n, err := c.Read(buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep ntpwire.Packet
-	if err := rep.Decode(buf[:n]); err != nil {
 		t.Fatal(err)
 	}
 	return rep
