@@ -37,6 +37,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/ntpkit/ntpkit/internal/buildinfo"
 	"github.com/ntpkit/ntpkit/server/daemon"
 	"github.com/ntpkit/ntpkit/server/daemon/daemonconfig"
@@ -166,10 +168,16 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("api: %w", err)
 		}
 		defer api.Close()
+		// Clients of the API must not use up the descriptors the NTP and
+		// NTS-KE listeners need: over the bound, new connections wait.
+		api = netutil.LimitListener(api, maxAPIConns)
 	}
 	r := &reloader{d: d, cur: cfg, load: load, logger: logger}
 	return serve(ctx, d, api, token, hup, r, logger)
 }
+
+// maxAPIConns bounds the management API's open connections.
+const maxAPIConns = 64
 
 // flagError reports a refused field that a flag set as the flag: "flag
 // -stratum: 20 is outside 1–15", not as a configuration path.
@@ -204,7 +212,7 @@ func serve(ctx context.Context, d *daemon.Daemon, api net.Listener, token string
 			logger.Warn("the management API is reachable from the network without a token", "addr", addr)
 		}
 		srv := &http.Server{
-			Handler:           ops.Handler(d, ops.Options{Token: token, Addr: addr}),
+			Handler:           ops.Handler(d, ops.Options{Token: token, Addr: addr, Hosts: r.cur.API.Hosts}),
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       10 * time.Second,
 			WriteTimeout:      10 * time.Second,

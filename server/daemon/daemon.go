@@ -60,6 +60,7 @@ type Daemon struct {
 	ready   chan struct{} // closed when Run serves
 
 	addrs  atomic.Pointer[[]string] // bound NTP addresses, set by Run
+	keAddr atomic.Pointer[string]   // bound NTS-KE address, set by Run
 	mu     sync.Mutex               // serializes Reload and ReloadFailed
 	reload reloadState
 }
@@ -191,6 +192,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	keErr := make(chan error, 1)
 	if keLn != nil {
 		wg.Go(func() { keErr <- d.authn.serve(runCtx, keLn) })
+		a := keLn.Addr().String()
+		d.keAddr.Store(&a)
+		// Health looks the listener up in the KEServer; wait (briefly)
+		// until Serve has taken it, so Ready never reports it dead.
+		for i := 0; i < 1000 && len(d.authn.ke.Listeners()) == 0; i++ {
+			time.Sleep(time.Millisecond)
+		}
 	}
 	d.addrs.Store(&addrs)
 	d.logger.Info("serving", d.sourceAttrs()...)
@@ -299,6 +307,9 @@ func (d *Daemon) recordLocked(err error) {
 type Health struct {
 	// Serving is true while Run serves NTP requests.
 	Serving bool
+	// Listeners are the daemon's listening sockets, NTP addresses first,
+	// then NTS-KE; empty before Run binds them.
+	Listeners []Listener
 	// Synchronized is true when the served reference data is trusted
 	// (leap not alarm, stratum 1–15) and, when the local clock is served,
 	// the kernel does not report the system clock unsynchronised: a
@@ -309,13 +320,55 @@ type Health struct {
 	Reason string
 }
 
-// OK reports whether the daemon serves synchronized time.
-func (h Health) OK() bool { return h.Serving && h.Synchronized }
+// Listener is the state of one listening socket of the daemon.
+type Listener struct {
+	// Kind is "ntp" or "nts-ke".
+	Kind string
+	// Addr is the bound address.
+	Addr string
+	// Serving reports whether requests on it are being read or
+	// connections accepted.
+	Serving bool
+	// Err is why it is not serving or, while it is, the last temporary
+	// accept error it is retrying after; empty when none.
+	Err string
+}
+
+// OK reports whether the daemon serves synchronized time on every
+// listener.
+func (h Health) OK() bool { return h.Serving && h.Synchronized && h.ListenersOK() }
+
+// ListenersOK reports whether every listener is serving.
+func (h Health) ListenersOK() bool {
+	for _, l := range h.Listeners {
+		if !l.Serving {
+			return false
+		}
+	}
+	return true
+}
 
 // Health returns the daemon's health.
 func (d *Daemon) Health() Health {
 	h := Health{Serving: d.serving.Load()}
 	h.Synchronized, h.Reason = d.syncState()
+	if p := d.addrs.Load(); p != nil {
+		for _, a := range *p {
+			h.Listeners = append(h.Listeners, Listener{Kind: "ntp", Addr: a, Serving: h.Serving})
+		}
+	}
+	if a := d.keAddr.Load(); a != nil {
+		l := Listener{Kind: "nts-ke", Addr: *a, Err: "not accepting"}
+		for _, st := range d.authn.ke.Listeners() {
+			if st.Addr.String() == *a {
+				l.Serving, l.Err = st.Serving, ""
+				if st.Err != nil {
+					l.Err = st.Err.Error()
+				}
+			}
+		}
+		h.Listeners = append(h.Listeners, l)
+	}
 	return h
 }
 

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -174,6 +175,10 @@ type NTS struct {
 	MaxSessions int
 }
 
+// MaxReaders bounds the reader goroutines, Listen addresses × sockets ×
+// workers; each has its own batch buffers (about 130 KiB).
+const MaxReaders = 1024
+
 // DefaultNTSListen is the NTS-KE address used when NTS.Listen is empty.
 const DefaultNTSListen = "127.0.0.1:4460"
 
@@ -197,6 +202,13 @@ func (o *Options) validate() error {
 	t := o.Tuning
 	if t.Sockets < 0 || t.Sockets > 1024 || t.Workers < 0 || t.Workers > 1024 || t.ReadBuffer < 0 || t.WriteBuffer < 0 {
 		return fmt.Errorf("daemon: Tuning %+v: sockets and workers must be 0–1024, buffers not negative", t)
+	}
+	sockets := t.Sockets
+	if sockets == 0 {
+		sockets = runtime.GOMAXPROCS(0)
+	}
+	if n := len(o.Listen) * sockets * max(1, t.Workers); n > MaxReaders {
+		return fmt.Errorf("daemon: Tuning: %d addresses × %d sockets × %d workers make %d readers, more than %d", len(o.Listen), sockets, max(1, t.Workers), n, MaxReaders)
 	}
 	if o.NTS.Enabled {
 		n := o.NTS

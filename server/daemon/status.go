@@ -28,6 +28,9 @@ type Status struct {
 	Serving bool
 	// Listen lists the bound NTP addresses; empty before Run.
 	Listen []string
+	// Listeners are Health's: every listening socket and whether it
+	// serves.
+	Listeners []Listener
 	// Synchronized and SyncReason are Health's.
 	Synchronized bool
 	SyncReason   string
@@ -117,6 +120,7 @@ func (d *Daemon) Status() Status {
 		Started:      d.started,
 		Serving:      h.Serving,
 		Listen:       addrs,
+		Listeners:    h.Listeners,
 		Synchronized: h.Synchronized,
 		SyncReason:   h.Reason,
 		Reference:    ref,

@@ -120,6 +120,12 @@ func Daemon(st daemon.Status, s daemon.Stats) []Family {
 	b.sample(1, "version", st.Version, "goversion", st.GoVersion)
 	b.gauge("ntpkit_start_time_seconds", "When the daemon started, in seconds since the Unix epoch.", unixSeconds(st.Started))
 	b.gauge("ntpkit_serving", "1 while the daemon serves NTP requests.", boolValue(st.Serving))
+	if len(st.Listeners) > 0 {
+		b.family("ntpkit_listener_up", Gauge, "1 while a listening socket serves (reads NTP requests or accepts NTS-KE connections), by kind and address.")
+		for _, l := range st.Listeners {
+			b.sample(boolValue(l.Serving), "kind", l.Kind, "addr", l.Addr)
+		}
+	}
 
 	b.counter("ntpkit_requests_total", "NTP datagrams received.", s.Server.Received)
 	b.counter("ntpkit_replies_total", "NTP replies sent, kiss-o'-death replies included.", s.Server.Replies)

@@ -2,6 +2,7 @@ package daemonconfig
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -10,8 +11,13 @@ import (
 // configuration is turned into options, before the daemon binds anything.
 func TestMissingNTSFilesNamed(t *testing.T) {
 	dir := t.TempDir()
+	key := filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(key, []byte("not used"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct{ json, field string }{
-		{`{"nts": {"enabled": true, "cert_file": "` + filepath.Join(dir, "cert.pem") + `", "key_file": "` + filepath.Join(dir, "key.pem") + `"}}`, "nts.cert_file"},
+		{`{"nts": {"enabled": true, "cert_file": "` + filepath.Join(dir, "cert.pem") + `", "key_file": "` + key + `"}}`, "nts.cert_file"},
+		{`{"nts": {"enabled": true, "cert_file": "` + key + `", "key_file": "` + filepath.Join(dir, "missing.pem") + `"}}`, "nts.key_file"},
 		{`{"nts": {"enabled": true}}`, "nts.cert_file"},
 	} {
 		c, err := Parse([]byte(tc.json))

@@ -97,13 +97,8 @@ func (c *NTS) options(logger *slog.Logger) (daemon.NTS, error) {
 		}
 	}
 	if c.KeySeedFile != "" {
-		st, err := os.Stat(c.KeySeedFile)
-		if err != nil {
-			return o, fieldErr("nts.key_seed_file", "%v", err)
-		}
-		if st.Mode().Perm()&0o077 != 0 {
-			logger.Warn("nts: the master seed file is readable by other users", "file", c.KeySeedFile, "mode", st.Mode().Perm().String())
-		}
+		// Permissions are checked by Config.checkSecrets.
+		var err error
 		if o.Seed, err = os.ReadFile(c.KeySeedFile); err != nil {
 			return o, fieldErr("nts.key_seed_file", "%v", err)
 		}

@@ -6,9 +6,12 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ntpkit/ntpkit/server/daemon"
@@ -125,6 +128,11 @@ func (c Upstream) options() (upstream.Options, error) {
 	if maxPoll < minPoll {
 		return o, fieldErr("upstream.max_poll", "%v is below min_poll %v", maxPoll, minPoll)
 	}
+	if minPoll < MinRemotePoll {
+		if s, ok := c.remoteSource(); ok {
+			return o, fieldErr("upstream.min_poll", "%v is below %v, the floor for servers off this machine (%s)", minPoll, MinRemotePoll, s)
+		}
+	}
 	if maxPoll > 36*time.Hour {
 		return o, fieldErr("upstream.max_poll", "%v is over 36h", maxPoll)
 	}
@@ -159,6 +167,35 @@ func validateUpstreamServer(s string) error {
 		return fmt.Errorf("port %q is not a number in 1–65535", port)
 	}
 	return nil
+}
+
+// MinRemotePoll is the shortest upstream.min_poll allowed when any
+// upstream server is not on this machine: ntpd's minimum poll interval,
+// 2^4 s. Polling public servers faster is abuse; loopback servers (a
+// local chronyd, tests) may be polled as fast as wanted.
+const MinRemotePoll = 16 * time.Second
+
+// remoteSource returns the first server that is not a loopback address
+// or "localhost".
+func (c Upstream) remoteSource() (string, bool) {
+	addrs := slices.Clone(c.Servers)
+	for _, s := range c.Sources {
+		addrs = append(addrs, s.Address)
+	}
+	for _, a := range addrs {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			host = strings.TrimSuffix(strings.TrimPrefix(a, "["), "]")
+		}
+		if strings.EqualFold(host, "localhost") {
+			continue
+		}
+		if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
+			continue
+		}
+		return a, true
+	}
+	return "", false
 }
 
 // daemonOptions converts the section, with the servers' authentication:
