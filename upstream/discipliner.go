@@ -78,8 +78,12 @@ type Discipliner struct {
 	wander2  float64
 	fitAt    time.Duration // raw time of the last update
 	wanderOn bool          // the frequency has converged once: wander2 is measured
-	jitter   float64       // the system peer's jitter and the fit's residuals, seconds
-	offset   float64       // last estimate minus the correction at the update, ns
+	// strayDir is the direction (±1) in which the last usable sample
+	// strayed from the prediction by over three times its source's
+	// jitter, 0 if it did not.
+	strayDir int
+	jitter   float64 // the system peer's jitter and the fit's residuals, seconds
+	offset   float64 // last estimate minus the correction at the update, ns
 	steps    uint64
 	updates  uint64
 	rootDist time.Duration

@@ -401,16 +401,20 @@ func (d *Discipliner) wanderError(interval time.Duration) float64 {
 }
 
 // adaptPollLocked adjusts s's poll interval after a usable sample (RFC
-// 5905 §13's aim, the Allan intercept, with chrony's criteria). It halves,
-// down to MinPoll, when the sample falls further from the software clock's
-// prediction than three times the source's jitter (the frequency moved),
-// when the last fit kept fewer than pollTarget samples per source (the
-// frequency wanders), when the frequency's uncertainty alone would exceed
-// the jitter over the current interval, or when the measured frequency
-// wander would (wanderError). It doubles after eight good samples in a
-// row, up to MaxPoll, only while the errors the frequency's uncertainty
-// and its wander let grow over the longer interval stay below half the
-// jitter.
+// 5905 §13's aim, the Allan intercept, with chrony's criteria); spike says
+// the popcorn suppressor dropped the sample. It halves, down to MinPoll,
+// when the sample falls further from the software clock's prediction,
+// net of the source's constant bias, than three times the source's jitter
+// (the frequency moved), when the source's running mean squared
+// prediction error exceeds predHalve squared jitters, when the last fit
+// kept fewer than pollTarget samples per source (the frequency wanders),
+// when the frequency's uncertainty alone would exceed the jitter over the
+// current interval, or when the measured frequency wander would move the
+// clock by half the jitter (wanderError). Two samples in a row straying
+// the same way halve every source's poll. It doubles after eight good
+// samples in a row, up to MaxPoll, only while the errors the frequency's
+// uncertainty and its wander let grow over the longer interval stay well
+// below the jitter and the prediction errors are small.
 func (d *Discipliner) adaptPollLocked(s *source, smp sample, spike bool) {
 	s.streak++
 	jit := max(s.jitter, 50e-6)
@@ -422,6 +426,27 @@ func (d *Discipliner) adaptPollLocked(s *source, smp sample, spike bool) {
 		s.predMean += biasGain * (r - s.predMean)
 		dev := r - s.predMean
 		s.predErr2 += predGain * (min(dev*dev, 9*jit*jit) - s.predErr2)
+	}
+	if d.synced && !spike {
+		// Two samples in a row (from any sources) that stray the same
+		// way, each net of its source's bias, say the clock moved (its
+		// frequency stepped), not a source: every source looks again
+		// sooner.
+		dir := 0
+		if resid > 3*jit {
+			dir = 1
+			if r < s.predMean {
+				dir = -1
+			}
+		}
+		if dir != 0 && dir == d.strayDir {
+			for _, o := range d.sources {
+				if o != s && o.poll > d.o.MinPoll {
+					o.poll, o.streak = max(o.poll/2, d.o.MinPoll), 0
+				}
+			}
+		}
+		d.strayDir = dir
 	}
 	switch {
 	case d.synced && s.poll > d.o.MinPoll && (resid > 3*jit || d.fitPerSource < pollTarget || s.predErr2 > predHalve*jit*jit ||

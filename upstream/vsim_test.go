@@ -530,9 +530,10 @@ func checkVSim(t *testing.T, r map[string]vResult) {
 		t.Errorf("wander: error RMS %v max %v at a mean poll of %v, want under 0.47 ms and 2.3 ms, polls under 600 s", res.RMS, res.Max, res.MeanPoll)
 	}
 	// A 2 ppm step cannot show before the next sample: at 1024 s polls
-	// the error reaches 2 ms before the frequency is re-estimated.
-	if res := r["freq step 2ppm at 12h"]; res.RMS > 400*time.Microsecond || res.Max > 4500*time.Microsecond {
-		t.Errorf("frequency step: error RMS %v max %v, want under 0.4 ms and 4.5 ms", res.RMS, res.Max)
+	// the error reaches 2 ms before the frequency is re-estimated. It was
+	// 0.316 ms RMS, 3.58 ms max; now 0.275 ms and 3.25 ms.
+	if res := r["freq step 2ppm at 12h"]; res.RMS > 320*time.Microsecond || res.Max > 3800*time.Microsecond {
+		t.Errorf("frequency step: error RMS %v max %v, want under 0.32 ms and 3.8 ms", res.RMS, res.Max)
 	}
 }
 
