@@ -28,17 +28,23 @@ func NewCMAC(key []byte) (*CMAC, error) {
 		return nil, fmt.Errorf("aessiv: CMAC key: %w", err)
 	}
 	c := &CMAC{block: b}
-	var l [BlockSize]byte
-	b.Encrypt(l[:], l[:])
-	c.k1 = dbl(l)
+	b.Encrypt(c.k1[:], c.k1[:]) // L = AES(K, 0), in heap memory c already owns
+	c.k1 = dbl(c.k1)
 	c.k2 = dbl(c.k1)
 	return c, nil
 }
 
-// Sum returns the CMAC tag of msg.
+// Sum returns the CMAC tag of msg. It allocates its working memory; use
+// SumScratch on a hot path.
 func (c *CMAC) Sum(msg []byte) [BlockSize]byte {
-	var d digest
-	d.c = c
+	return c.SumScratch(new(Scratch), msg)
+}
+
+// SumScratch returns the CMAC tag of msg, working in sc instead of
+// allocating.
+func (c *CMAC) SumScratch(sc *Scratch, msg []byte) [BlockSize]byte {
+	d := digest{c: c, s: sc}
+	d.reset()
 	d.write(msg)
 	return d.sum()
 }
@@ -49,42 +55,60 @@ func (c *CMAC) Verify(msg, tag []byte) bool {
 	return subtle.ConstantTimeCompare(sum[:], tag) == 1
 }
 
-// digest is a streaming CMAC computation. It holds back the last block,
-// which CMAC treats specially, until sum.
-type digest struct {
-	c   *CMAC
+// Scratch is working memory for one CMAC or SIV computation at a time.
+// crypto/aes's Encrypt takes slices through an interface, so the compiler
+// moves any block it encrypts to the heap; passing a long-lived Scratch
+// lets the *Scratch methods run without allocating. The zero value is
+// ready to use; a Scratch must not be used by two goroutines at once.
+type Scratch struct {
 	x   [BlockSize]byte // CBC state
 	buf [BlockSize]byte // pending bytes, at most a whole block
-	n   int
+	out [BlockSize]byte // the final CMAC block
+	ctr [BlockSize]byte // CTR counter block
+	ks  [BlockSize]byte // CTR key stream block
+	n   int             // bytes pending in buf
+}
+
+// digest is a streaming CMAC computation in a Scratch. It holds back the
+// last block, which CMAC treats specially, until sum.
+type digest struct {
+	c *CMAC
+	s *Scratch
+}
+
+func (d *digest) reset() {
+	clear(d.s.x[:])
+	d.s.n = 0
 }
 
 func (d *digest) write(p []byte) {
+	s := d.s
 	for len(p) > 0 {
-		if d.n == BlockSize {
+		if s.n == BlockSize {
 			// The pending block is not the last one: fold it in.
-			subtle.XORBytes(d.x[:], d.x[:], d.buf[:])
-			d.c.block.Encrypt(d.x[:], d.x[:])
-			d.n = 0
+			subtle.XORBytes(s.x[:], s.x[:], s.buf[:])
+			d.c.block.Encrypt(s.x[:], s.x[:])
+			s.n = 0
 		}
-		k := copy(d.buf[d.n:], p)
-		d.n += k
+		k := copy(s.buf[s.n:], p)
+		s.n += k
 		p = p[k:]
 	}
 }
 
 func (d *digest) sum() [BlockSize]byte {
-	last := d.buf
-	if d.n == BlockSize {
+	s := d.s
+	last := s.buf
+	if s.n == BlockSize {
 		subtle.XORBytes(last[:], last[:], d.c.k1[:])
 	} else {
-		last[d.n] = 0x80
-		clear(last[d.n+1:])
+		last[s.n] = 0x80
+		clear(last[s.n+1:])
 		subtle.XORBytes(last[:], last[:], d.c.k2[:])
 	}
-	var out [BlockSize]byte
-	subtle.XORBytes(out[:], d.x[:], last[:])
-	d.c.block.Encrypt(out[:], out[:])
-	return out
+	subtle.XORBytes(s.out[:], s.x[:], last[:])
+	d.c.block.Encrypt(s.out[:], s.out[:])
+	return s.out
 }
 
 // dbl multiplies b by x in GF(2^128) (RFC 5297 §2.3).
