@@ -23,15 +23,26 @@ type CMAC struct {
 
 // NewCMAC returns a CMAC for a 16-, 24- or 32-byte AES key.
 func NewCMAC(key []byte) (*CMAC, error) {
+	c := new(CMAC)
+	if err := c.init(key); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// init keys c; c must be in memory that outlives it (it is handed to the
+// cipher).
+func (c *CMAC) init(key []byte) error {
 	b, err := aes.NewCipher(key)
 	if err != nil {
-		return nil, fmt.Errorf("aessiv: CMAC key: %w", err)
+		return fmt.Errorf("aessiv: CMAC key: %w", err)
 	}
-	c := &CMAC{block: b}
-	b.Encrypt(c.k1[:], c.k1[:]) // L = AES(K, 0), in heap memory c already owns
+	c.block = b
+	clear(c.k1[:])
+	b.Encrypt(c.k1[:], c.k1[:]) // L = AES(K, 0), in memory c already owns
 	c.k1 = dbl(c.k1)
 	c.k2 = dbl(c.k1)
-	return c, nil
+	return nil
 }
 
 // Sum returns the CMAC tag of msg. It allocates its working memory; use

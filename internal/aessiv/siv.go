@@ -18,7 +18,7 @@ const Overhead = BlockSize
 // AEAD_AES_SIV_CMAC_256 (RFC 5297 §6.1), the algorithm NTS uses. It is
 // safe for concurrent use.
 type SIV struct {
-	mac *CMAC
+	mac CMAC
 	ctr cipher.Block
 	d0  [BlockSize]byte // CMAC(K, <zero>), where every S2V starts
 }
@@ -32,17 +32,19 @@ func New(key []byte) (*SIV, error) {
 		return nil, fmt.Errorf("aessiv: key is %d bytes, want 32, 48 or 64", len(key))
 	}
 	half := len(key) / 2
-	mac, err := NewCMAC(key[:half])
-	if err != nil {
+	s := new(SIV)
+	if err := s.mac.init(key[:half]); err != nil {
 		return nil, err
 	}
 	ctr, err := aes.NewCipher(key[half:])
 	if err != nil {
 		return nil, fmt.Errorf("aessiv: CTR key: %w", err)
 	}
-	s := &SIV{mac: mac, ctr: ctr}
-	var zero [BlockSize]byte
-	s.d0 = mac.Sum(zero[:])
+	s.ctr = ctr
+	// S2V starts from CMAC(K, <zero>): one whole block, so AES(K, zero
+	// XOR K1), computed in s's own memory.
+	s.d0 = s.mac.k1
+	s.mac.block.Encrypt(s.d0[:], s.d0[:])
 	return s, nil
 }
 
@@ -122,7 +124,7 @@ func (s *SIV) s2v(sc *Scratch, last []byte, ads [][]byte) [BlockSize]byte {
 		d = dbl(d)
 		subtle.XORBytes(d[:], d[:], m[:])
 	}
-	dg := digest{c: s.mac, s: sc}
+	dg := digest{c: &s.mac, s: sc}
 	dg.reset()
 	if len(last) >= BlockSize {
 		// T = last xorend D

@@ -54,8 +54,12 @@ func pad4(n int) int { return (n + 3) &^ 3 }
 // sealing plaintext (encrypted extension fields, possibly none) with aead
 // under a fresh random nonce; the associated data is pkt as it was.
 func AppendAuthenticator(pkt []byte, aead *aessiv.SIV, plaintext []byte) []byte {
-	var nonce [NonceLen]byte
-	rand.Read(nonce[:])
+	return AppendAuthenticatorScratch(new(aessiv.Scratch), pkt, aead, plaintext)
+}
+
+// AppendAuthenticatorScratch is AppendAuthenticator sealing in sc: with
+// room in pkt it does not allocate.
+func AppendAuthenticatorScratch(sc *aessiv.Scratch, pkt []byte, aead *aessiv.SIV, plaintext []byte) []byte {
 	ctLen := aessiv.Overhead + len(plaintext)
 	start := len(pkt)
 	bodyLen := 4 + NonceLen + pad4(ctLen)
@@ -67,9 +71,13 @@ func AppendAuthenticator(pkt []byte, aead *aessiv.SIV, plaintext []byte) []byte 
 	pkt = binary.BigEndian.AppendUint16(pkt, uint16(fieldLen))
 	pkt = binary.BigEndian.AppendUint16(pkt, NonceLen)
 	pkt = binary.BigEndian.AppendUint16(pkt, uint16(ctLen))
-	pkt = append(pkt, nonce[:]...)
+	// The nonce is read straight into pkt: a local array handed to
+	// crypto/rand would be moved to the heap.
+	pkt = append(pkt, make([]byte, NonceLen)...)
+	nonce := pkt[len(pkt)-NonceLen:]
+	rand.Read(nonce)
 	ad := pkt[:start]
-	pkt = aead.Seal(pkt, nonce[:], plaintext, ad)
+	pkt = aead.SealScratch(sc, pkt, nonce, plaintext, ad)
 	for len(pkt)-start < fieldLen {
 		pkt = append(pkt, 0)
 	}

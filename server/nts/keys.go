@@ -129,6 +129,13 @@ var ErrCookie = errors.New("nts: cookie cannot be decrypted")
 // SealCookie appends a cookie holding the C2S and S2C keys to dst, sealed
 // with the current master key.
 func (k *KeyStore) SealCookie(dst, c2s, s2c []byte) ([]byte, error) {
+	return k.sealCookies(new(aessiv.Scratch), dst, c2s, s2c, 1, false)
+}
+
+// sealCookies appends n cookies holding the C2S and S2C keys to dst, each
+// each in a Cookie extension field when fields is set, looking the master
+// key up once and working in sc.
+func (k *KeyStore) sealCookies(sc *aessiv.Scratch, dst, c2s, s2c []byte, n int, fields bool) ([]byte, error) {
 	if len(c2s) != ntske.KeyLen || len(s2c) != ntske.KeyLen {
 		return nil, fmt.Errorf("nts: cookie keys are %d and %d bytes, want %d", len(c2s), len(s2c), ntske.KeyLen)
 	}
@@ -138,18 +145,27 @@ func (k *KeyStore) SealCookie(dst, c2s, s2c []byte) ([]byte, error) {
 	if siv == nil {
 		return nil, fmt.Errorf("nts: no master key for epoch %d", id)
 	}
-	start := len(dst)
-	dst = binary.BigEndian.AppendUint32(dst, id)
-	var nonce [cookieNonceLen]byte
-	if _, err := rand.Read(nonce[:]); err != nil {
-		return nil, fmt.Errorf("nts: cookie nonce: %w", err)
-	}
-	dst = append(dst, nonce[:]...)
 	var pt [cookiePlainLen]byte
 	binary.BigEndian.PutUint16(pt[:], ntske.AEADAESSIVCMAC256)
 	copy(pt[4:], c2s)
 	copy(pt[4+ntske.KeyLen:], s2c)
-	dst = siv.Seal(dst, nonce[:], pt[:], dst[start:start+4])
+	for range n {
+		if fields { // CookieLen is a multiple of 4: no padding
+			dst = binary.BigEndian.AppendUint16(dst, ntske.EFCookie)
+			dst = binary.BigEndian.AppendUint16(dst, uint16(ntske.CookieFieldLen(CookieLen)))
+		}
+		start := len(dst)
+		dst = binary.BigEndian.AppendUint32(dst, id)
+		// The nonce is read straight into dst: a local array handed to
+		// crypto/rand would be moved to the heap.
+		dst = append(dst, make([]byte, cookieNonceLen)...)
+		nonce := dst[start+4:]
+		if _, err := rand.Read(nonce); err != nil {
+			clear(pt[:])
+			return nil, fmt.Errorf("nts: cookie nonce: %w", err)
+		}
+		dst = siv.SealScratch(sc, dst, nonce, pt[:], dst[start:start+4])
+	}
 	clear(pt[:])
 	return dst, nil
 }
@@ -157,6 +173,12 @@ func (k *KeyStore) SealCookie(dst, c2s, s2c []byte) ([]byte, error) {
 // OpenCookie opens a cookie made by SealCookie (here or on a server with
 // the same seed) and returns its keys.
 func (k *KeyStore) OpenCookie(cookie []byte) (c2s, s2c []byte, err error) {
+	return k.openCookie(new(aessiv.Scratch), make([]byte, 0, cookiePlainLen), cookie)
+}
+
+// openCookie is OpenCookie working in sc, with the keys decrypted into
+// buf, which needs room for cookiePlainLen bytes.
+func (k *KeyStore) openCookie(sc *aessiv.Scratch, buf, cookie []byte) (c2s, s2c []byte, err error) {
 	if len(cookie) != CookieLen {
 		return nil, nil, ErrCookie
 	}
@@ -165,8 +187,7 @@ func (k *KeyStore) OpenCookie(cookie []byte) (c2s, s2c []byte, err error) {
 	if !ok {
 		return nil, nil, ErrCookie
 	}
-	var buf [cookiePlainLen]byte
-	pt, err := siv.Open(buf[:0], cookie[4:4+cookieNonceLen], cookie[4+cookieNonceLen:], cookie[:4])
+	pt, err := siv.OpenScratch(sc, buf[:0], cookie[4:4+cookieNonceLen], cookie[4+cookieNonceLen:], cookie[:4])
 	if err != nil || binary.BigEndian.Uint16(pt) != ntske.AEADAESSIVCMAC256 {
 		return nil, nil, ErrCookie
 	}
