@@ -14,6 +14,10 @@
 //
 //	ntpload [-rate N] [-duration 10s] [-sockets 16] [-src 127.0.0.2-127.0.0.20] [-json] host:port
 //
+// With -nts ke-host:port (and -nts-ca to trust a test CA) each socket runs
+// NTS-KE once, then sends NTS-authenticated requests and checks every
+// reply's authenticator; failures count as invalid "nts_auth".
+//
 // Only run it against servers you operate: at full speed it is a
 // denial-of-service tool.
 package main
@@ -50,6 +54,7 @@ type config struct {
 	bufSize  int
 	srcs     []netip.Addr
 	json     bool
+	nts      ntsFlags
 }
 
 func main() {
@@ -94,7 +99,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.bufSize, "buffer", 1<<20, "SO_RCVBUF/SO_SNDBUF `bytes` per socket; 0 keeps the default")
 	src := fs.String("src", "", "source `addresses` to spread the sockets over: a list or a range, e.g. 127.0.0.2-127.0.0.20")
 	fs.BoolVar(&cfg.json, "json", false, "print the report as JSON")
+	cfg.nts.register(fs)
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := cfg.nts.validate(); err != nil {
 		return nil, err
 	}
 	if fs.NArg() != 1 {

@@ -15,10 +15,11 @@ const (
 	badMode              // not mode 4
 	badOrigin            // origin timestamp matches no outstanding request
 	badT3BeforeT2        // transmit timestamp before receive timestamp
+	badAuth              // NTS: no echoed Unique Identifier or a failed authenticator
 	numBad
 )
 
-var badNames = [numBad]string{"short", "bad_mode", "origin_mismatch", "t3_before_t2"}
+var badNames = [numBad]string{"short", "bad_mode", "origin_mismatch", "t3_before_t2", "nts_auth"}
 
 // result is one loader's tally; results are merged at the end.
 type result struct {
