@@ -12,6 +12,15 @@
 //
 //	go run ./internal/bench
 //
+// The NTS scenario runs both servers with NTS on (chronyd with
+// ntsserverkey/ntsservercert in its own configuration, our daemon with
+// nts.enabled) and a throwaway test CA that ntpload trusts: each client
+// socket runs NTS-KE once, then sends NTS-authenticated requests and
+// checks every reply's authenticator.
+//
+// Every table gives the median and, in brackets, the spread (lowest and
+// highest) of the rounds; rounds alternate which server goes first.
+//
 // On a machine with two CPUs or more the servers are pinned to one CPU and
 // the load generator to another with taskset, so each server gets exactly
 // one core, like single-threaded chronyd. The scaling runs then give our
@@ -53,13 +62,15 @@ type options struct {
 	sockets   int
 	chronyd   string
 	scaling   bool
+	nts       bool
+	plain     bool
 	readBuf   int
 	verbose   bool
 }
 
 func run() error {
 	var o options
-	flag.IntVar(&o.rounds, "rounds", 3, "alternating rounds per scenario (medians are reported)")
+	flag.IntVar(&o.rounds, "rounds", 5, "alternating rounds per scenario (medians are reported)")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each load run")
 	flag.Float64Var(&o.rate, "rate", 50000, "offered requests/s of the fixed-rate scenario")
 	flag.StringVar(&o.serverCPU, "server-cpu", "1", "CPU list the servers are pinned to (taskset -c)")
@@ -67,6 +78,8 @@ func run() error {
 	flag.IntVar(&o.sockets, "sockets", 16, "ntpload client sockets")
 	flag.StringVar(&o.chronyd, "chronyd", "chronyd", "chronyd binary")
 	flag.BoolVar(&o.scaling, "scaling", true, "also measure our daemon with 1 and 2 sockets on all CPUs")
+	flag.BoolVar(&o.plain, "plain", true, "measure plain NTP at full load and at -rate")
+	flag.BoolVar(&o.nts, "nts", true, "also measure NTS-authenticated requests at full load")
 	flag.IntVar(&o.readBuf, "read-buffer", 1<<20, "our daemon's server.read_buffer and write_buffer")
 	flag.BoolVar(&o.verbose, "v", false, "print every run")
 	flag.Parse()
@@ -123,37 +136,31 @@ func run() error {
 
 	full := []string{}
 	fixed := []string{"-rate", strconv.FormatFloat(o.rate, 'f', 0, 64)}
-	for _, sc := range []struct {
+	scenarios := []struct {
 		name string
 		args []string
 	}{
 		{"full load (as fast as replies come back)", full},
 		{fmt.Sprintf("fixed rate %.0f requests/s", o.rate), fixed},
-	} {
-		var a, c []sample
-		for r := 0; r < o.rounds; r++ {
-			// Alternate which goes first so drift in background load
-			// hits both alike.
-			order := []*server{ourSrv, chronySrv}
-			if r%2 == 1 {
-				order = []*server{chronySrv, ourSrv}
-			}
-			for _, s := range order {
-				m, err := b.measure(s, o.loadCPU, sc.args, o.sockets, 1)
-				if err != nil {
-					return err
-				}
-				if s == ourSrv {
-					a = append(a, m)
-				} else {
-					c = append(c, m)
-				}
-			}
+	}
+	if !o.plain {
+		scenarios = nil
+	}
+	for _, sc := range scenarios {
+		a, c, err := b.alternate(ourSrv, chronySrv, sc.args, sc.args)
+		if err != nil {
+			return err
 		}
 		printTable(sc.name, "ntpkit", "chronyd", a, c)
 	}
 	ourSrv.stop()
 	chronySrv.stop()
+
+	if o.nts {
+		if err := b.ntsScenario(ours, chronyd); err != nil {
+			return err
+		}
+	}
 
 	if o.scaling {
 		if err := b.scaling(ours); err != nil {
@@ -161,6 +168,34 @@ func run() error {
 		}
 	}
 	return nil
+}
+
+// alternate runs o.rounds rounds of ntpload against ours (with ourArgs)
+// and theirs (with theirArgs), alternating which goes first so drift in
+// background load hits both alike.
+func (b *bench) alternate(ours, theirs *server, ourArgs, theirArgs []string) (a, c []sample, err error) {
+	for r := 0; r < b.o.rounds; r++ {
+		order := []*server{ours, theirs}
+		if r%2 == 1 {
+			order = []*server{theirs, ours}
+		}
+		for _, s := range order {
+			args := ourArgs
+			if s == theirs {
+				args = theirArgs
+			}
+			m, err := b.measure(s, b.o.loadCPU, args, b.o.sockets, 1)
+			if err != nil {
+				return nil, nil, err
+			}
+			if s == ours {
+				a = append(a, m)
+			} else {
+				c = append(c, m)
+			}
+		}
+	}
+	return a, c, nil
 }
 
 type bench struct {
@@ -225,16 +260,22 @@ func (b *bench) start(name string, port int, cpus string, argv ...string) (*serv
 }
 
 func (b *bench) startOurs(bin string, port, sockets int, cpus string) (*server, error) {
-	cfg := fmt.Sprintf(`{"listen":["127.0.0.1:%d"],"server":{"sockets":%d,"workers":1,"read_buffer":%d,"write_buffer":%d},"rate_limit":{"enabled":false},"api":{"listen":""},"log_level":"warn"}`,
-		port, sockets, b.o.readBuf, b.o.readBuf)
-	path := filepath.Join(b.dir, fmt.Sprintf("ntpkit-%d.json", sockets))
+	return b.startOursWith(bin, port, sockets, cpus, "")
+}
+
+// startOursWith starts our daemon with extra top-level JSON members
+// (",\"nts\":{...}") added to the benchmark configuration.
+func (b *bench) startOursWith(bin string, port, sockets int, cpus, extra string) (*server, error) {
+	cfg := fmt.Sprintf(`{"listen":["127.0.0.1:%d"],"server":{"sockets":%d,"workers":1,"read_buffer":%d,"write_buffer":%d},"rate_limit":{"enabled":false},"api":{"listen":""},"log_level":"warn"%s}`,
+		port, sockets, b.o.readBuf, b.o.readBuf, extra)
+	path := filepath.Join(b.dir, fmt.Sprintf("ntpkit-%d-%d.json", sockets, port))
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
 	return b.start(fmt.Sprintf("ntpkit (%d socket)", sockets), port, cpus, bin, "-config", path)
 }
 
-func (b *bench) startChrony(bin string, port int) (*server, error) {
+func (b *bench) startChrony(bin string, port int, extra ...string) (*server, error) {
 	// No "ratelimit" directive: chronyd then does not rate limit.
 	// Client logging (on by default) stays on, as operators run it.
 	conf := fmt.Sprintf(`port %d
@@ -242,9 +283,12 @@ bindaddress 127.0.0.1
 allow 127.0.0.1
 local stratum 10
 cmdport 0
-pidfile %s/chronyd.pid
-`, port, b.dir)
-	path := filepath.Join(b.dir, "chrony.conf")
+pidfile %s/chronyd-%d.pid
+`, port, b.dir, port)
+	for _, e := range extra {
+		conf += e + "\n"
+	}
+	path := filepath.Join(b.dir, fmt.Sprintf("chrony-%d.conf", port))
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
@@ -390,16 +434,35 @@ var metrics = []metric{
 	{"|offset| p99 µs", func(s sample) float64 { return s.AbsOffset.P99 }, "%.1f"},
 }
 
+func spread(xs []sample, f func(sample) float64) (lo, hi float64) {
+	for i, x := range xs {
+		v := f(x)
+		if i == 0 || v < lo {
+			lo = v
+		}
+		if i == 0 || v > hi {
+			hi = v
+		}
+	}
+	return lo, hi
+}
+
+// printTable prints each metric's median for both servers, with the
+// spread of the rounds in brackets, and the ratio of the medians.
 func printTable(title, an, cn string, a, c []sample) {
-	fmt.Printf("== %s (median of %d)\n", title, len(a))
-	fmt.Printf("%-26s %12s %12s %8s\n", "", an, cn, "ratio")
+	fmt.Printf("== %s (median [min–max] of %d rounds)\n", title, len(a))
+	fmt.Printf("%-26s %26s %26s %8s\n", "", an, cn, "ratio")
+	cell := func(xs []sample, m metric) string {
+		lo, hi := spread(xs, m.f)
+		return fmt.Sprintf(m.format+" ["+m.format+"–"+m.format+"]", median(xs, m.f), lo, hi)
+	}
 	for _, m := range metrics {
 		x, y := median(a, m.f), median(c, m.f)
 		ratio := "-"
 		if y != 0 {
 			ratio = fmt.Sprintf("%.2f", x/y)
 		}
-		fmt.Printf("%-26s %12s %12s %8s\n", m.name, fmt.Sprintf(m.format, x), fmt.Sprintf(m.format, y), ratio)
+		fmt.Printf("%-26s %26s %26s %8s\n", m.name, cell(a, m), cell(c, m), ratio)
 	}
 	fmt.Println()
 }
