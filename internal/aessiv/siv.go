@@ -122,7 +122,7 @@ func (s *SIV) s2v(sc *Scratch, last []byte, ads [][]byte) [BlockSize]byte {
 	for _, a := range ads {
 		m := s.mac.SumScratch(sc, a)
 		d = dbl(d)
-		subtle.XORBytes(d[:], d[:], m[:])
+		xor16(d[:], d[:], m[:])
 	}
 	dg := digest{c: &s.mac, s: sc}
 	dg.reset()
@@ -131,7 +131,7 @@ func (s *SIV) s2v(sc *Scratch, last []byte, ads [][]byte) [BlockSize]byte {
 		n := len(last) - BlockSize
 		dg.write(last[:n])
 		var end [BlockSize]byte
-		subtle.XORBytes(end[:], last[n:], d[:])
+		xor16(end[:], last[n:], d[:])
 		dg.write(end[:])
 	} else {
 		// T = dbl(D) xor pad(last)
@@ -139,7 +139,7 @@ func (s *SIV) s2v(sc *Scratch, last []byte, ads [][]byte) [BlockSize]byte {
 		var p [BlockSize]byte
 		copy(p[:], last)
 		p[len(last)] = 0x80
-		subtle.XORBytes(t[:], t[:], p[:])
+		xor16(t[:], t[:], p[:])
 		dg.write(t[:])
 	}
 	return dg.sum()
@@ -153,7 +153,13 @@ func (s *SIV) xorCTR(sc *Scratch, dst, src []byte, v [BlockSize]byte) {
 	sc.ctr[12] &= 0x7f
 	for len(src) > 0 {
 		s.ctr.Encrypt(sc.ks[:], sc.ctr[:])
-		n := subtle.XORBytes(dst, src, sc.ks[:])
+		var n int
+		if len(src) >= BlockSize && len(dst) >= BlockSize {
+			xor16(dst, src, sc.ks[:])
+			n = BlockSize
+		} else {
+			n = subtle.XORBytes(dst, src, sc.ks[:])
+		}
 		dst, src = dst[n:], src[n:]
 		for i := BlockSize - 1; i >= 0; i-- {
 			sc.ctr[i]++
