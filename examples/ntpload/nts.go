@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"time"
 
@@ -87,6 +88,7 @@ func (n *ntsFlags) tlsConfig() (*tls.Config, error) {
 type ntsSock struct {
 	c2s, s2c     *aessiv.SIV
 	sc           aessiv.Scratch
+	rnd          *mrand.ChaCha8                 // authenticator nonces, seeded from crypto/rand
 	uidTail      [ntske.MinUniqueIDLen - 8]byte // the Unique Identifier after the origin cookie
 	cookies      [maxCookies][]byte
 	have         int // cookies held
@@ -110,7 +112,11 @@ func newNTSSocks(n *ntsFlags, count int) ([]*ntsSock, error) {
 		if err != nil {
 			return nil, fmt.Errorf("NTS-KE for socket %d: %w", i, err)
 		}
-		ns := &ntsSock{placeholders: n.placeholders}
+		var seed [32]byte
+		if _, err := rand.Read(seed[:]); err != nil {
+			return nil, err
+		}
+		ns := &ntsSock{placeholders: n.placeholders, rnd: mrand.NewChaCha8(seed)}
 		if ns.c2s, err = aessiv.New(sess.C2S); err != nil {
 			return nil, err
 		}
@@ -155,7 +161,7 @@ func (ns *ntsSock) appendRequest(dst []byte, origin uint64) []byte {
 	for range ns.placeholders {
 		dst = ntpwire.AppendExtension(dst, ntske.EFCookiePlaceholder, ns.zero[:len(cookie)])
 	}
-	return ntske.AppendAuthenticatorScratch(&ns.sc, dst, ns.c2s, nil)
+	return ntske.AppendAuthenticatorScratch(&ns.sc, ns.rnd, dst, ns.c2s, nil)
 }
 
 func appendUID(dst []byte, origin uint64, tail *[ntske.MinUniqueIDLen - 8]byte) []byte {

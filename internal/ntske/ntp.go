@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/ntpkit/ntpkit/internal/aessiv"
 	"github.com/ntpkit/ntpkit/ntpwire"
@@ -54,12 +55,13 @@ func pad4(n int) int { return (n + 3) &^ 3 }
 // sealing plaintext (encrypted extension fields, possibly none) with aead
 // under a fresh random nonce; the associated data is pkt as it was.
 func AppendAuthenticator(pkt []byte, aead *aessiv.SIV, plaintext []byte) []byte {
-	return AppendAuthenticatorScratch(new(aessiv.Scratch), pkt, aead, plaintext)
+	return AppendAuthenticatorScratch(new(aessiv.Scratch), nil, pkt, aead, plaintext)
 }
 
-// AppendAuthenticatorScratch is AppendAuthenticator sealing in sc: with
-// room in pkt it does not allocate.
-func AppendAuthenticatorScratch(sc *aessiv.Scratch, pkt []byte, aead *aessiv.SIV, plaintext []byte) []byte {
+// AppendAuthenticatorScratch is AppendAuthenticator sealing in sc, with
+// the nonce read from rnd (a cryptographically strong generator; nil
+// means crypto/rand): with room in pkt it does not allocate.
+func AppendAuthenticatorScratch(sc *aessiv.Scratch, rnd io.Reader, pkt []byte, aead *aessiv.SIV, plaintext []byte) []byte {
 	ctLen := aessiv.Overhead + len(plaintext)
 	start := len(pkt)
 	bodyLen := 4 + NonceLen + pad4(ctLen)
@@ -75,7 +77,11 @@ func AppendAuthenticatorScratch(sc *aessiv.Scratch, pkt []byte, aead *aessiv.SIV
 	// crypto/rand would be moved to the heap.
 	pkt = append(pkt, make([]byte, NonceLen)...)
 	nonce := pkt[len(pkt)-NonceLen:]
-	rand.Read(nonce)
+	if rnd == nil {
+		rand.Read(nonce)
+	} else {
+		io.ReadFull(rnd, nonce)
+	}
 	ad := pkt[:start]
 	pkt = aead.SealScratch(sc, pkt, nonce, plaintext, ad)
 	for len(pkt)-start < fieldLen {

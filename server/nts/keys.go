@@ -19,7 +19,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ntpkit/ntpkit/clock"
@@ -52,6 +54,14 @@ type KeyStore struct {
 
 	mu    sync.Mutex
 	cache map[uint32]*aessiv.SIV
+	// current is the key last looked up, usually the current epoch's:
+	// found without the lock.
+	current atomic.Pointer[epochKey]
+}
+
+type epochKey struct {
+	id  uint32
+	siv *aessiv.SIV
 }
 
 // NewKeyStore returns a KeyStore deriving keys from seed, which must be at
@@ -87,9 +97,15 @@ func (k *KeyStore) key(id uint32, now time.Time) (*aessiv.SIV, bool) {
 	if int64(id) > int64(cur)+1 || int64(id) < int64(cur)-keepPrevious {
 		return nil, false
 	}
+	if e := k.current.Load(); e != nil && e.id == id {
+		return e.siv, true
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if s, ok := k.cache[id]; ok {
+		if id == cur {
+			k.current.Store(&epochKey{id, s})
+		}
 		return s, true
 	}
 	var info [4]byte
@@ -108,6 +124,9 @@ func (k *KeyStore) key(id uint32, now time.Time) (*aessiv.SIV, bool) {
 		}
 	}
 	k.cache[id] = s
+	if id == cur {
+		k.current.Store(&epochKey{id, s})
+	}
 	return s, true
 }
 
@@ -129,13 +148,14 @@ var ErrCookie = errors.New("nts: cookie cannot be decrypted")
 // SealCookie appends a cookie holding the C2S and S2C keys to dst, sealed
 // with the current master key.
 func (k *KeyStore) SealCookie(dst, c2s, s2c []byte) ([]byte, error) {
-	return k.sealCookies(new(aessiv.Scratch), dst, c2s, s2c, 1, false)
+	return k.sealCookies(new(aessiv.Scratch), rand.Reader, dst, c2s, s2c, 1, false)
 }
 
 // sealCookies appends n cookies holding the C2S and S2C keys to dst, each
 // each in a Cookie extension field when fields is set, looking the master
-// key up once and working in sc.
-func (k *KeyStore) sealCookies(sc *aessiv.Scratch, dst, c2s, s2c []byte, n int, fields bool) ([]byte, error) {
+// key up once, working in sc and reading nonces from rnd, a
+// cryptographically strong generator.
+func (k *KeyStore) sealCookies(sc *aessiv.Scratch, rnd io.Reader, dst, c2s, s2c []byte, n int, fields bool) ([]byte, error) {
 	if len(c2s) != ntske.KeyLen || len(s2c) != ntske.KeyLen {
 		return nil, fmt.Errorf("nts: cookie keys are %d and %d bytes, want %d", len(c2s), len(s2c), ntske.KeyLen)
 	}
@@ -160,7 +180,7 @@ func (k *KeyStore) sealCookies(sc *aessiv.Scratch, dst, c2s, s2c []byte, n int, 
 		// crypto/rand would be moved to the heap.
 		dst = append(dst, make([]byte, cookieNonceLen)...)
 		nonce := dst[start+4:]
-		if _, err := rand.Read(nonce); err != nil {
+		if _, err := io.ReadFull(rnd, nonce); err != nil {
 			clear(pt[:])
 			return nil, fmt.Errorf("nts: cookie nonce: %w", err)
 		}
