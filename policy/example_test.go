@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/ntpkit/ntpkit/policy"
@@ -30,11 +31,24 @@ func Example() {
 	// 2001:db8::123 allow
 }
 
-// staticResolver stands in for net.DefaultResolver.
+// staticResolver stands in for net.DefaultResolver: it maps addresses to
+// names and, for the forward confirmation, names back to addresses.
 type staticResolver map[string][]string
 
 func (r staticResolver) LookupAddr(_ context.Context, addr string) ([]string, error) {
 	return r[addr], nil
+}
+
+func (r staticResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	var addrs []netip.Addr
+	for a, names := range r {
+		for _, n := range names {
+			if strings.TrimSuffix(n, ".") == host {
+				addrs = append(addrs, netip.MustParseAddr(a))
+			}
+		}
+	}
+	return addrs, nil
 }
 
 func ExampleNameACL() {

@@ -2,13 +2,17 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // NameRule is one reverse-DNS rule of a NameACL. Suffix is a domain such as
@@ -21,9 +25,11 @@ type NameRule struct {
 	Suffix string
 }
 
-// Resolver looks up the names of an address. *net.Resolver satisfies it.
+// Resolver looks up the names of an address and the addresses of a name.
+// *net.Resolver satisfies it.
 type Resolver interface {
 	LookupAddr(ctx context.Context, addr string) ([]string, error)
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
 // Defaults used by NewNameACL for zero fields of NameACLConfig.
@@ -34,6 +40,15 @@ const (
 	DefaultNameWorkers     = 2
 	DefaultNameQueueLen    = 256
 	DefaultLookupTimeout   = 5 * time.Second
+	// DefaultLookupsPerSecond bounds the background lookups started per
+	// second (bursts of as many), so a flood of spoofed sources costs a
+	// bounded amount of DNS work and cache churn.
+	DefaultLookupsPerSecond = 20
+	// maxConfirmNames bounds the PTR names of one address that are
+	// confirmed by forward lookups.
+	maxConfirmNames = 4
+	// namePrealloc bounds the cache entries allocated up front.
+	namePrealloc = 1024
 )
 
 // NameACLConfig configures a NameACL. Zero fields take the defaults noted.
@@ -51,16 +66,24 @@ type NameACLConfig struct {
 	TTL time.Duration
 	// NegativeTTL is how long a failed lookup is cached (default 5m).
 	NegativeTTL time.Duration
-	// MaxEntries bounds the cache (default 4096). When it is full the
-	// oldest entry is replaced.
+	// MaxEntries bounds the cache (default 4096). When it is full a new
+	// entry replaces, oldest first, an expired entry, else one whose
+	// lookup matched no rule (failed, unconfirmed or unmatched), and only
+	// when every entry matched a rule, the oldest of them: a flood of
+	// unknown sources does not push out the clients the rules are for.
 	MaxEntries int
 	// Workers is the number of concurrent lookups Run performs (default 2).
 	Workers int
 	// QueueLen bounds the addresses waiting for a lookup (default 256);
 	// when the queue is full further misses are not queued.
 	QueueLen int
-	// LookupTimeout bounds each lookup (default 5s).
+	// LookupTimeout bounds each lookup (default 5s), the reverse lookup
+	// and the forward lookups that confirm it together.
 	LookupTimeout time.Duration
+	// LookupsPerSecond bounds how many addresses Decide queues for a
+	// lookup per second, in bursts of as many (default
+	// DefaultLookupsPerSecond); misses over it are not queued.
+	LookupsPerSecond float64
 	// Logger receives debug records about failed lookups; nil means no
 	// logging.
 	Logger *slog.Logger
@@ -70,6 +93,7 @@ type nameEntry struct {
 	addr    netip.Addr
 	action  Action
 	expires time.Time
+	matched bool // a confirmed name matched a rule
 }
 
 type nameJob struct {
@@ -80,6 +104,11 @@ type nameJob struct {
 // NameACL decides by the reverse-DNS names of clients. Build one with
 // NewNameACL and run its lookup workers with Run. It is safe for concurrent
 // use.
+//
+// A PTR name counts only when it is forward-confirmed (FCrDNS): a lookup
+// of the name must return the client's address. Whoever controls an
+// address's reverse zone can make it claim any name, but not make that
+// name's forward zone point back.
 type NameACL struct {
 	rules    []NameRule // normalized: lower case, no leading or trailing dot
 	def      Action
@@ -90,12 +119,14 @@ type NameACL struct {
 	workers  int
 	log      *slog.Logger
 	queue    chan nameJob
+	limiter  *rate.Limiter    // lookups queued per second
 	resolved func(netip.Addr) // test hook, called after a background lookup is cached
 
-	mu    sync.RWMutex
-	index map[netip.Addr]int
-	slots []nameEntry // used as a FIFO ring once full
-	next  int         // slot to replace next when full
+	mu         sync.RWMutex
+	maxEntries int
+	index      map[netip.Addr]int
+	slots      []nameEntry // used as a FIFO ring once full
+	next       int         // slot to replace next when full
 
 	pmu     sync.Mutex
 	pending map[netip.Addr]struct{}
@@ -139,12 +170,23 @@ func NewNameACL(cfg NameACLConfig) (*NameACL, error) {
 	if err != nil {
 		return nil, err
 	}
+	lps := cfg.LookupsPerSecond
+	switch {
+	case lps < 0 || math.IsNaN(lps) || math.IsInf(lps, 0):
+		return nil, fmt.Errorf("policy: NameACLConfig.LookupsPerSecond: %v is not a positive rate", lps)
+	case lps == 0:
+		lps = DefaultLookupsPerSecond
+	}
+	n.limiter = rate.NewLimiter(rate.Limit(lps), max(1, int(math.Ceil(lps))))
 	if n.res == nil {
 		n.res = net.DefaultResolver
 	}
 	n.queue = make(chan nameJob, queueLen)
-	n.index = make(map[netip.Addr]int, maxEntries)
-	n.slots = make([]nameEntry, 0, maxEntries)
+	// The cache grows as entries arrive (at most LookupsPerSecond a
+	// second), so a huge MaxEntries costs nothing at start.
+	n.maxEntries = maxEntries
+	n.index = make(map[netip.Addr]int, min(maxEntries, namePrealloc))
+	n.slots = make([]nameEntry, 0, min(maxEntries, namePrealloc))
 	n.pending = make(map[netip.Addr]struct{}, queueLen)
 	return n, nil
 }
@@ -173,7 +215,8 @@ func nameKey(ip netip.Addr) netip.Addr { return ip.Unmap().WithZone("") }
 
 // Decide returns the cached decision for ip if it has not expired at now.
 // Otherwise it queues ip for a background lookup, unless it is already
-// queued or the queue is full, and returns the configured Default. Decide
+// queued, the queue is full or LookupsPerSecond is spent, and returns the
+// configured Default. Decide
 // never blocks on a lookup and, on a cache hit, does not allocate.
 func (n *NameACL) Decide(now time.Time, ip netip.Addr) Action {
 	ip = nameKey(ip)
@@ -201,6 +244,9 @@ func (n *NameACL) enqueue(now time.Time, ip netip.Addr) {
 	n.pmu.Lock()
 	defer n.pmu.Unlock()
 	if _, ok := n.pending[ip]; ok {
+		return
+	}
+	if len(n.queue) == cap(n.queue) || !n.limiter.AllowN(now, 1) {
 		return
 	}
 	select {
@@ -256,12 +302,15 @@ func (n *NameACL) Resolve(ctx context.Context, now time.Time, ip netip.Addr) Act
 
 func (n *NameACL) lookup(ctx context.Context, now time.Time, ip netip.Addr) Action {
 	lctx, cancel := context.WithTimeout(ctx, n.timeout)
+	defer cancel()
 	names, err := n.res.LookupAddr(lctx, ip.String())
-	cancel()
+	if err == nil {
+		names, err = n.confirm(lctx, ip, names)
+	}
 	if err != nil && ctx.Err() != nil {
 		return n.def // shutting down: the failure says nothing about ip
 	}
-	act, ttl := n.def, n.ttl
+	act, ttl, matched := n.def, n.ttl, false
 	if err != nil {
 		ttl = n.negTTL
 		if n.log != nil {
@@ -269,20 +318,55 @@ func (n *NameACL) lookup(ctx context.Context, now time.Time, ip netip.Addr) Acti
 				slog.String("addr", ip.String()), slog.String("err", err.Error()))
 		}
 	} else {
-		act = n.match(names)
+		act, matched = n.match(names)
 	}
-	n.store(nameEntry{addr: ip, action: act, expires: now.Add(ttl)})
+	n.store(nameEntry{addr: ip, action: act, expires: now.Add(ttl), matched: matched}, now)
 	return act
 }
 
-func (n *NameACL) store(e nameEntry) {
+// errUnconfirmed is why an address whose PTR names all fail forward
+// confirmation is decided by Default, for NegativeTTL.
+var errUnconfirmed = errors.New("policy: no PTR name resolves back to the address")
+
+// confirm returns the names (at most maxConfirmNames are tried) whose
+// forward lookup returns ip.
+func (n *NameACL) confirm(ctx context.Context, ip netip.Addr, names []string) ([]string, error) {
+	var ok []string
+	for i, name := range names {
+		if i == maxConfirmNames {
+			break
+		}
+		addrs, err := n.res.LookupNetIP(ctx, "ip", strings.TrimSuffix(name, "."))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, err
+			}
+			continue
+		}
+		for _, a := range addrs {
+			if a.Unmap().WithZone("") == ip {
+				ok = append(ok, name)
+				break
+			}
+		}
+	}
+	if len(ok) == 0 {
+		return nil, errUnconfirmed
+	}
+	return ok, nil
+}
+
+// store caches e. When the cache is full, it replaces, scanning from the
+// oldest, the first entry expired at now or not matched by a rule, or
+// else the oldest entry.
+func (n *NameACL) store(e nameEntry, now time.Time) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if i, ok := n.index[e.addr]; ok {
 		n.slots[i] = e
 		return
 	}
-	if len(n.slots) < cap(n.slots) {
+	if len(n.slots) < n.maxEntries {
 		n.index[e.addr] = len(n.slots)
 		n.slots = append(n.slots, e)
 		return
@@ -291,6 +375,13 @@ func (n *NameACL) store(e nameEntry) {
 		return
 	}
 	i := n.next
+	for k := range len(n.slots) {
+		j := (n.next + k) % len(n.slots)
+		if s := &n.slots[j]; !s.matched || !now.Before(s.expires) {
+			i = j
+			break
+		}
+	}
 	delete(n.index, n.slots[i].addr)
 	n.slots[i] = e
 	n.index[e.addr] = i
@@ -299,7 +390,8 @@ func (n *NameACL) store(e nameEntry) {
 
 // match applies the rules to the PTR names: per name the longest matching
 // suffix wins; across names Deny wins over Allow; no match gives Default.
-func (n *NameACL) match(names []string) Action {
+// matched reports whether a rule matched.
+func (n *NameACL) match(names []string) (act Action, matched bool) {
 	allowed := false
 	for _, name := range names {
 		name = strings.TrimSuffix(name, ".")
@@ -313,14 +405,14 @@ func (n *NameACL) match(names []string) Action {
 			continue
 		}
 		if act == Deny {
-			return Deny
+			return Deny, true
 		}
 		allowed = true
 	}
 	if allowed {
-		return Allow
+		return Allow, true
 	}
-	return n.def
+	return n.def, false
 }
 
 func hasDomainSuffix(name, suffix string) bool {

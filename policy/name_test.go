@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,10 @@ type fakeResolver struct {
 	gate    chan struct{}
 	started chan string
 	calls   atomic.Int32
+	// forward, when it has the name, answers forward lookups; otherwise
+	// they are answered from names, as honest DNS would.
+	forward  map[string][]string
+	forwards atomic.Int32
 }
 
 var errNXDomain = errors.New("fake: no such host")
@@ -43,6 +48,31 @@ func (f *fakeResolver) LookupAddr(ctx context.Context, addr string) ([]string, e
 		return n, nil
 	}
 	return nil, errNXDomain
+}
+
+func (f *fakeResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	f.forwards.Add(1)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var addrs []netip.Addr
+	if fw, ok := f.forward[host]; ok {
+		for _, a := range fw {
+			addrs = append(addrs, netip.MustParseAddr(a))
+		}
+	} else {
+		for a, names := range f.names {
+			for _, n := range names {
+				if strings.TrimSuffix(n, ".") == host {
+					addrs = append(addrs, netip.MustParseAddr(a))
+				}
+			}
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, errNXDomain
+	}
+	return addrs, nil
 }
 
 // startRun runs n.Run in the background and returns a channel that receives
@@ -277,7 +307,7 @@ func TestNameACLMatch(t *testing.T) {
 		{[]string{"net"}, Deny},
 	}
 	for _, tt := range tests {
-		if got := n.match(tt.names); got != tt.want {
+		if got, _ := n.match(tt.names); got != tt.want {
 			t.Errorf("match(%q) = %v, want %v", tt.names, got, tt.want)
 		}
 	}
@@ -405,5 +435,120 @@ func BenchmarkNameACLDecide(b *testing.B) {
 	for b.Loop() {
 		n.Decide(t0, ips[i&1023]) // cache hit
 		i++
+	}
+}
+
+// TestNameACLForwardConfirmation checks that a PTR name counts only when
+// its forward lookup returns the client's address.
+func TestNameACLForwardConfirmation(t *testing.T) {
+	res := &fakeResolver{
+		names: map[string][]string{
+			"192.0.2.10": {"ntp.good.example."}, // honest
+			"192.0.2.66": {"ntp.good.example."}, // a reverse zone claiming an allowed name
+			"192.0.2.67": {"x.other.example.", "ntp.good.example."},
+			"192.0.2.68": {"liar.good.example."},                   // forward lookup fails
+			"192.0.2.69": {"host.bad.example.", "y.good.example."}, // only the bad name confirms
+		},
+		forward: map[string][]string{
+			"ntp.good.example":  {"192.0.2.10", "2001:db8::10"},
+			"x.other.example":   {"192.0.2.67"},
+			"y.good.example":    {"192.0.2.1"},
+			"host.bad.example":  {"::ffff:192.0.2.69"},
+			"liar.good.example": {},
+		},
+	}
+	n, err := NewNameACL(NameACLConfig{
+		Rules:    []NameRule{{Allow, ".good.example"}, {Deny, ".bad.example"}},
+		Default:  Deny,
+		Resolver: res,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		addr string
+		want Action
+	}{
+		{"192.0.2.10", Allow},
+		{"192.0.2.66", Deny}, // unconfirmed: Default
+		{"192.0.2.67", Deny}, // only x.other.example confirms; no rule: Default
+		{"192.0.2.68", Deny},
+		{"192.0.2.69", Deny}, // the confirmed name is denied
+	} {
+		if got := n.Resolve(context.Background(), t0, netip.MustParseAddr(tc.addr)); got != tc.want {
+			t.Errorf("Resolve(%s) = %v, want %v", tc.addr, got, tc.want)
+		}
+	}
+	// With Default Allow, the spoofed claim is not enough to be denied
+	// either: only confirmed names decide.
+	n2, _ := NewNameACL(NameACLConfig{Rules: []NameRule{{Deny, ".good.example"}}, Default: Allow, Resolver: res})
+	if got := n2.Resolve(context.Background(), t0, netip.MustParseAddr("192.0.2.66")); got != Allow {
+		t.Errorf("unconfirmed name decided %v, want Default", got)
+	}
+}
+
+// TestNameACLFloodKeepsConfirmed floods Decide with 50,000 spoofed
+// sources over 10 s while the lookups run, into a cache of 64 entries
+// holding one confirmed, allowed client: the client must stay allowed, and
+// the flood must cost at most LookupsPerSecond lookups a second.
+func TestNameACLFloodKeepsConfirmed(t *testing.T) {
+	res := &fakeResolver{names: map[string][]string{"192.0.2.10": {"ntp.good.example."}}}
+	const lps = 20
+	n, err := NewNameACL(NameACLConfig{
+		Rules: []NameRule{{Allow, ".good.example"}}, Default: Deny, Resolver: res,
+		MaxEntries: 64, LookupsPerSecond: lps,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	legit := netip.MustParseAddr("192.0.2.10")
+	if got := n.Resolve(context.Background(), t0, legit); got != Allow {
+		t.Fatalf("Resolve(legit) = %v", got)
+	}
+	calls0 := res.calls.Load()
+	const total, seconds = 50000, 10
+	now := t0
+	for i := range total {
+		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		n.Decide(now, ip)
+		if i%(total/seconds/10) == 0 {
+			// The workers keep up: run what was queued.
+			for len(n.queue) > 0 {
+				n.background(context.Background(), <-n.queue)
+			}
+		}
+		now = now.Add(seconds * time.Second / total)
+	}
+	for len(n.queue) > 0 {
+		n.background(context.Background(), <-n.queue)
+	}
+	lookups := res.calls.Load() - calls0
+	t.Logf("%d spoofed sources in %d s: %d lookups, cache %d entries", total, seconds, lookups, n.Len())
+	if max := int32(lps*seconds + lps); lookups > max {
+		t.Errorf("flood caused %d lookups, want at most %d", lookups, max)
+	}
+	if lookups < lps*seconds/2 {
+		t.Errorf("only %d lookups: the flood test did not churn the cache", lookups)
+	}
+	if got := n.Decide(now, legit); got != Allow {
+		t.Errorf("after the flood the confirmed client is decided %v, want Allow", got)
+	}
+}
+
+// TestNameACLHugeMaxEntries checks that a huge MaxEntries is not
+// allocated up front: building the ACL must not take gigabytes.
+func TestNameACLHugeMaxEntries(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	n, err := NewNameACL(NameACLConfig{Rules: []NameRule{{Deny, "example.net"}}, Resolver: &fakeResolver{}, MaxEntries: 2_000_000_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Errorf("NewNameACL with MaxEntries 2e9 allocated %d bytes", grew)
+	}
+	if n.Len() != 0 {
+		t.Fatal("cache not empty")
 	}
 }

@@ -4,9 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"net"
 	"net/netip"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/ntpkit/ntpkit/policy"
@@ -16,13 +15,30 @@ import (
 )
 
 // A server in ten lines: the system clock as a stratum-10 local reference,
-// answered by the default responder, until SIGINT or SIGTERM.
+// answered by the default responder, until the context ends (a signal, in
+// a daemon: signal.NotifyContext). Serve owns the socket and closes it
+// when it returns. A real server listens on ":123", or calls
+// ListenAndServe(ctx, ":123").
 func Example() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
 	srv := &server.Server{} // zero values: LocalSource on the system clock, Responder
-	err := srv.ListenAndServe(ctx, "127.0.0.1:12300")
-	log.Println(err) // ctx.Err() after a signal
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, pc) }()
+
+	rep, err := servertest.Query(pc.LocalAddr().String(), 5*time.Second)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("stratum", rep.Stratum, "refid", rep.RefID)
+	cancel()
+	fmt.Println(<-done)
+	// Output:
+	// stratum 10 refid 127.127.1.1
+	// context canceled
 }
 
 // A public server's defences: access control, then a per-client rate
@@ -38,9 +54,11 @@ func Example_accessControlAndRateLimit() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	kod := ratelimit.NewGlobal(100, 100) // at most 100 KoDs a second in all
+	// One reflection budget: at most 100 KoDs and leaked replies a second
+	// in all, whatever the sources claim to be.
+	kod := ratelimit.NewGlobal(100, 100)
 	access := server.NewAccessControl(server.AccessOptions{Addrs: acl, Kiss: true, KissLimit: kod})
-	limiter := server.NewRateLimiter(server.RateLimitOptions{Table: table, Leak: 2, Kiss: true, KissLimit: kod})
+	limiter := server.NewRateLimiter(server.RateLimitOptions{Table: table, Leak: 2, Kiss: true, KissLimit: kod, LeakLimit: kod})
 	srv := &server.Server{
 		Source:  src,
 		Handler: server.Chain(server.Responder(), access.Wrap, limiter.Wrap),
@@ -83,5 +101,5 @@ func Example_accessControlAndRateLimit() {
 	// 198.51.100.7 request 9: KoD RATE
 	// 198.51.100.7 request 10: KoD RATE
 	// {Allowed:11 DeniedAddr:1 DeniedName:0 Kissed:1 Dropped:0 KissLimited:0}
-	// {Allowed:9 Leaked:0 Limited:2 LimitedGlobal:0 Kissed:2 Dropped:0 KissLimited:0}
+	// {Allowed:9 Leaked:0 Limited:2 LimitedGlobal:0 Kissed:2 Dropped:0 KissLimited:0 LeakLimited:0}
 }

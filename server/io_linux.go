@@ -3,7 +3,6 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -300,22 +299,4 @@ func parseControl(b []byte, msg *inMsg) {
 		}
 		b = b[next:]
 	}
-}
-
-// ListenUDP opens n UDP sockets bound to the same address with
-// SO_REUSEPORT, so the kernel spreads requests over them. network is
-// "udp", "udp4" or "udp6". With port 0, all n share the port the first
-// one was given.
-func ListenUDP(ctx context.Context, network, addr string, n int) ([]net.PacketConn, error) {
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-		})
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
-	return listenN(ctx, lc, network, addr, max(1, n))
 }

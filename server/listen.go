@@ -2,10 +2,16 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
 )
+
+// ErrAddressInUse is wrapped by ListenUDP's error when another socket
+// already holds the address: another NTP server, or another instance of
+// this one.
+var ErrAddressInUse = errors.New("server: address already in use by another socket (is another NTP server running?)")
 
 // listenN opens n sockets on addr with lc; after the first, they bind to
 // the port the first one got.

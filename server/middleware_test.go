@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -239,6 +240,25 @@ func (r *staticResolver) LookupAddr(_ context.Context, addr string) ([]string, e
 		return n, nil
 	}
 	return nil, &net.DNSError{Err: "no such host", Name: addr, IsNotFound: true}
+}
+
+// LookupNetIP answers forward lookups from the same map, as honest DNS
+// would, so that PTR names are confirmed.
+func (r *staticResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var addrs []netip.Addr
+	for a, names := range r.names {
+		for _, n := range names {
+			if strings.TrimSuffix(n, ".") == host {
+				addrs = append(addrs, netip.MustParseAddr(a))
+			}
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	return addrs, nil
 }
 
 func TestAccessControlNames(t *testing.T) {

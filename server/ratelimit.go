@@ -24,8 +24,17 @@ type RateLimitOptions struct {
 	// over-limit requests anyway, like chrony's leak option (chrony
 	// defaults to 2). It keeps a real client served, if slowly, while an
 	// attacker spoofing its address holds its bucket empty. Values above
-	// 31 count as 31.
+	// 31 count as 31. Leaked replies draw from LeakLimit.
 	Leak uint
+	// LeakLimit is the budget of leaked replies; over it, requests Leak
+	// would let through are dropped instead (counted in Limited, Dropped
+	// and LeakLimited). Give it the same *ratelimit.Global as KissLimit,
+	// AccessControl's KissLimit and nts.Middleware's NAK limit to put
+	// every reply a flood with a spoofed source can draw, beyond the
+	// victim's own rate limit, under one global budget. Nil means no
+	// bound: a spoofed flood then gets 1 in 2^Leak of its requests
+	// answered at full size.
+	LeakLimit *ratelimit.Global
 	// Kiss sends a kiss-o'-death RATE to a client over its limit, which
 	// tells ntpd and chrony clients to poll less often, instead of no
 	// reply. A client is sent one on its first refused request and then
@@ -55,6 +64,10 @@ type RateLimitStats struct {
 	// KissLimited counts refused requests that were due a KoD but were
 	// dropped (and counted in Dropped) because KissLimit was spent.
 	KissLimited uint64
+	// LeakLimited counts over-limit requests Leak would have answered
+	// but that were dropped (and counted in Limited and Dropped) because
+	// LeakLimit was spent.
+	LeakLimited uint64
 }
 
 // Indexes of RateLimiter's counters.
@@ -66,6 +79,7 @@ const (
 	rlKissed
 	rlDropped
 	rlKissLimited
+	rlLeakLimited
 )
 
 // RateLimiter is middleware that limits how often each client, and all
@@ -123,6 +137,12 @@ func (h rateHandler) ServeNTP(w ResponseWriter, r *Request) {
 				l.refuse(w, r, o, res.Dropped&(res.Dropped-1) == 0)
 				return
 			}
+			if !o.LeakLimit.Allow(now) {
+				l.c.add(r.Src, rlLimited)
+				l.c.add(r.Src, rlLeakLimited)
+				l.c.add(r.Src, rlDropped)
+				return
+			}
 			outcome = rlLeaked
 		}
 	}
@@ -163,5 +183,6 @@ func (l *RateLimiter) Stats() RateLimitStats {
 		Kissed:        l.c.load(rlKissed),
 		Dropped:       l.c.load(rlDropped),
 		KissLimited:   l.c.load(rlKissLimited),
+		LeakLimited:   l.c.load(rlLeakLimited),
 	}
 }

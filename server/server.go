@@ -315,6 +315,10 @@ func classify(c *counters, m *inMsg, p *ntpwire.Packet) bool {
 	case m.n < ntpwire.HeaderLen:
 		c.short.Add(1)
 		return false
+	case m.src.Port() == 0:
+		// No reply can reach port 0; answering would only fail to send.
+		c.zeroPort.Add(1)
+		return false
 	}
 	_ = p.Decode(m.buf[:m.n])
 	switch {

@@ -467,3 +467,26 @@ func benchHandleBatch(b *testing.B, s *Server) {
 		w.handleBatch(n)
 	}
 }
+
+// TestZeroSourcePortDropped checks that requests from source port 0 are
+// dropped before the handler, counted as ZeroPort, not as send errors.
+func TestZeroSourcePortDropped(t *testing.T) {
+	var handled int
+	s := &Server{Handler: HandlerFunc(func(w ResponseWriter, r *Request) {
+		handled++
+		w.Reply(r.Packet)
+	})}
+	s.init()
+	io := &memIO{src: netip.MustParseAddrPort("192.0.2.1:0")}
+	for range 4 {
+		p := clientRequest(time.Now())
+		io.reqs = append(io.reqs, p.AppendTo(nil))
+	}
+	w := s.newWorker(io, 4)
+	n, _ := w.io.read(w.in)
+	w.handleBatch(n)
+	st := s.Stats()
+	if handled != 0 || st.Replies != 0 || st.Dropped.ZeroPort != 4 || st.Dropped.SendError != 0 || st.Dropped.Total() != 4 {
+		t.Errorf("handled %d, stats %+v; want 4 drops as ZeroPort and nothing handled", handled, st)
+	}
+}

@@ -10,9 +10,12 @@ import (
 // Source is the clock a server serves and what it says about it. Now gives
 // the time stamped into replies; Reference gives the header fields that
 // describe the clock (stratum, refid, root delay and dispersion, leap).
-// LocalSource serves a local clock; upstream.Discipliner serves time
-// disciplined to upstream servers. Implementations must be safe for
-// concurrent use and cheap: Reference is called for every reply.
+// A Server has exactly one (Server.Source): handlers see its reference
+// data on each Request and never read a clock of their own. LocalSource
+// serves a local clock; upstream.Discipliner serves time disciplined to
+// upstream servers. Implementations must be safe for concurrent use and
+// cheap: Now is called for every reply and Reference once per batch of
+// requests.
 type Source interface {
 	clock.Clock
 	Reference() ntpwire.Reference

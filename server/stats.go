@@ -23,6 +23,7 @@ type DropStats struct {
 	Mode      uint64 // not a client request (modes 0, 1, 2, 4, 5)
 	Control   uint64 // mode 6 or 7: control and private queries (ntpq, monlist)
 	Malformed uint64 // bad extension fields or MAC length
+	ZeroPort  uint64 // from source port 0, where no reply can be sent
 	Handler   uint64 // the handler chose not to reply (policy, rate limit, ...)
 	Oversize  uint64 // the handler's reply was longer than the request
 	SendError uint64 // the reply could not be sent
@@ -30,7 +31,7 @@ type DropStats struct {
 
 // Total returns the number of dropped requests.
 func (d DropStats) Total() uint64 {
-	return d.Short + d.Truncated + d.Version + d.Mode + d.Control + d.Malformed + d.Handler + d.Oversize + d.SendError
+	return d.Short + d.Truncated + d.Version + d.Mode + d.Control + d.Malformed + d.ZeroPort + d.Handler + d.Oversize + d.SendError
 }
 
 // counters is one worker's share of the statistics. Each worker writes only
@@ -39,6 +40,7 @@ type counters struct {
 	received, replies, kisses, bytesIn, bytesOut atomic.Uint64
 	short, truncated, version, mode, control     atomic.Uint64
 	malformed, handler, oversize, sendError      atomic.Uint64
+	zeroPort                                     atomic.Uint64
 	_                                            [64]byte // keep neighbours off this cache line
 }
 
@@ -55,6 +57,7 @@ func (c *counters) addTo(s *Stats) {
 	d.Mode += c.mode.Load()
 	d.Control += c.control.Load()
 	d.Malformed += c.malformed.Load()
+	d.ZeroPort += c.zeroPort.Load()
 	d.Handler += c.handler.Load()
 	d.Oversize += c.oversize.Load()
 	d.SendError += c.sendError.Load()

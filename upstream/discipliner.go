@@ -18,9 +18,12 @@ import (
 	"github.com/ntpkit/ntpkit/ntpwire"
 )
 
-// maxFreq bounds the frequency correction (500 ppm, as RFC 5905's
-// tolerance for a clock that can be disciplined at all).
-const maxFreq = 500e-6
+// maxFreq bounds the frequency correction: ±5000 ppm. RFC 5905 assumes
+// at most 500 ppm, but virtual machines' clocks are seen far beyond it
+// (chrony's default limit is ±500000 ppm); 5000 ppm (7 minutes a day)
+// covers them while still telling a real clock from a source that
+// jumped (see regress).
+const maxFreq = 5000e-6
 
 // minSlew is the shortest time over which an offset is slewed away: the
 // served clock follows a new estimate smoothly rather than jumping to it.
@@ -48,27 +51,44 @@ type Discipliner struct {
 	log       *slog.Logger
 	snap      atomic.Pointer[snapshot]
 	running   atomic.Bool
+	// wallNow, when set (tests), reads the system clock's wall time
+	// separately from the base clock, so a test can step it.
+	wallNow func() int64
+	// localAddrs lists the host's own (non-loopback) addresses: a name
+	// that resolves to one of them is not polled (a pool this server has
+	// joined), and a source whose refid names one is refused (a loop).
+	localAddrs func() []netip.Addr
 
-	mu       sync.Mutex
-	sources  []*source
-	inUse    map[netip.AddrPort]bool
-	pending  int // names not yet resolved once
-	synced   bool
-	sysPeer  *source
-	freq     float64
-	offset   float64 // last estimate minus the correction at the update, ns
-	steps    uint64
-	updates  uint64
-	rootDist time.Duration
+	mu      sync.Mutex
+	sources []*source
+	inUse   map[netip.AddrPort]bool
+	pending int // names not yet resolved once
+	synced  bool
+	sysPeer *source
+	freq    float64
+	freqErr float64 // standard error of freq
+	// fitPerSource is how many samples per source the last fit kept: few
+	// means the frequency wandered and old samples no longer fit.
+	fitPerSource int
+	jitter       float64 // the system peer's jitter and the fit's residuals, seconds
+	offset       float64 // last estimate minus the correction at the update, ns
+	steps        uint64
+	updates      uint64
+	rootDist     time.Duration
+
+	why       string        // why the last selection did not update the clock; "" if it did
+	whyLogged string        // the reason last logged while unsynchronised
+	whyLogAt  time.Duration // raw time it was logged
 
 	everSynced bool   // synchronised at least once since start: MaxStep applies
 	refusing   bool   // the last update was refused by MaxStep
 	refused    uint64 // updates refused by MaxStep
 
-	leaps      uint64        // leap seconds carried out
-	lastLeap   int64         // Unix ns of the last leap, 0 if none
-	leapRaw    time.Duration // raw time of the last leap
-	leapRawSet bool
+	leaps         uint64        // leap seconds carried out
+	lastLeap      int64         // Unix ns of the last leap, 0 if none
+	leapRaw       time.Duration // raw time of the last leap
+	leapIgnoredAt int64         // month end of the last announcement ignored (not June or December)
+	leapRawSet    bool
 
 	driftWritten  float64 // frequency last written to (or read from) the drift file
 	driftWriteAt  time.Duration
@@ -104,7 +124,7 @@ func New(sources []Source, o Options) (*Discipliner, error) {
 	if err := o.setDefaults(); err != nil {
 		return nil, err
 	}
-	d := &Discipliner{o: o, base: o.Clock, log: o.Logger, inUse: make(map[netip.AddrPort]bool)}
+	d := &Discipliner{o: o, base: o.Clock, log: o.Logger, inUse: make(map[netip.AddrPort]bool), localAddrs: interfaceAddrs}
 	for i, src := range sources {
 		name, auth, err := src.check()
 		if err == nil {
@@ -134,6 +154,7 @@ func New(sources []Source, o Options) (*Discipliner, error) {
 	d.epoch = d.base.Now()
 	d.epochWall = d.epoch.UnixNano()
 	d.precision = clock.Precision(d.base)
+	d.freqErr = freqPrior
 	d.loadDrift()
 	d.snap.Store(&snapshot{
 		epochWall: d.epochWall,
@@ -285,9 +306,14 @@ func (d *Discipliner) resolveEntry(ctx context.Context, e *entry, start func(*so
 			e.resolveFailures++
 			e.resolveErr = err.Error()
 		}
+		local := d.localAddrs()
 		for _, a := range addrs {
 			if len(added) == d.o.MaxPerName {
 				break
+			}
+			if slices.Contains(local, a) {
+				d.log.Info("upstream: skipping an address of this host", "name", e.name, "addr", a.String())
+				continue
 			}
 			if s := d.addSourceLocked(e, netip.AddrPortFrom(a, e.port)); s != nil {
 				added = append(added, s)
@@ -363,15 +389,47 @@ func (d *Discipliner) Now() time.Time {
 // clock reading of the base clock. It is only meaningful when the base
 // clock is the system clock (the default); a server serving a Discipliner
 // built on another clock should set server.Server.UserTimestamps.
+//
+// A wall-clock reading is mapped with the wall-to-monotonic offset read
+// now. If that offset moved by more than wallStepTolerance since it was
+// last refreshed (every second), the system clock was stepped by someone
+// (timesyncd, a host daemon, an administrator) and sys may come from
+// either side of the step; and a reading that maps into the future or
+// more than maxStampAge into the past is not from the current mapping
+// either. Then FromSystem returns the current time instead: a reply's
+// receive and transmit timestamps always come from one mapping, never a
+// receive timestamp off by the step.
 func (d *Discipliner) FromSystem(sys time.Time) time.Time {
 	s := d.snap.Load()
-	var e time.Duration
 	if w := sys.Round(0); w != sys {
-		e = sys.Sub(d.epoch) // has a monotonic reading
-	} else {
-		e = time.Duration(sys.UnixNano()-d.epochWall) - s.wallMono
+		return time.Unix(0, s.served(d.epochWall, sys.Sub(d.epoch))) // has a monotonic reading
+	}
+	wall, raw := d.wallRaw()
+	fresh := time.Duration(wall-d.epochWall) - raw
+	e := time.Duration(sys.UnixNano()-d.epochWall) - fresh
+	if (fresh-s.wallMono).Abs() > wallStepTolerance || e > raw || e < raw-maxStampAge {
+		e = raw
 	}
 	return time.Unix(0, s.served(d.epochWall, e))
+}
+
+// wallStepTolerance is how far the system clock's wall-minus-monotonic
+// offset may move between refreshes (a second apart) without being taken
+// for a step: a kernel slewing at its 500 ppm limit moves it 0.5 ms.
+const wallStepTolerance = time.Millisecond
+
+// maxStampAge is the oldest a kernel receive timestamp may be when it is
+// mapped.
+const maxStampAge = time.Second
+
+// wallRaw returns a wall-clock reading of the base clock (Unix
+// nanoseconds) and the raw time at that moment, from one reading.
+func (d *Discipliner) wallRaw() (int64, time.Duration) {
+	if d.wallNow != nil {
+		return d.wallNow(), d.rawNow()
+	}
+	now := d.base.Now()
+	return now.UnixNano(), d.elapsed(now)
 }
 
 // Precision returns the base clock's precision in log2 seconds.
@@ -393,12 +451,15 @@ func (d *Discipliner) Synchronized() bool { return d.Reference().Synchronized() 
 // publishLocked stores a new snapshot, refreshing the wall-minus-monotonic
 // difference that FromSystem uses for kernel timestamps.
 func (d *Discipliner) publishLocked(s snapshot) {
-	now := d.base.Now()
-	s.wallMono = time.Duration(now.UnixNano()-d.epochWall) - d.elapsed(now)
+	wall, raw := d.wallRaw()
+	s.wallMono = time.Duration(wall-d.epochWall) - raw
 	// Readers never see time go back: not after a backward step, nor
 	// when a new curve starts a little below the old one.
 	if old := d.snap.Load(); old != nil {
-		s.floor = max(s.floor, old.served(d.epochWall, d.elapsed(now)))
+		s.floor = max(s.floor, old.served(d.epochWall, raw))
+		if step := s.wallMono - old.wallMono; step.Abs() > wallStepTolerance {
+			d.log.Warn("upstream: system clock stepped; served time unaffected, kernel receive stamps remapped", "by", step)
+		}
 	}
 	d.snap.Store(&s)
 }
@@ -416,7 +477,43 @@ func (d *Discipliner) housekeep() {
 		s.synced = false
 		d.log.Warn("upstream: lost synchronisation", "since_update", (now - s.updated).Round(time.Millisecond))
 	}
+	d.logUnsyncLocked(now)
 	d.publishLocked(s)
+}
+
+// unsyncLogEvery is how often the reason for being unsynchronised is
+// logged again while it stays the same; unsyncLogAfter is how long after
+// start the first burst may take before it is logged at all.
+const (
+	unsyncLogEvery = 10 * time.Minute
+	unsyncLogAfter = 10 * time.Second
+)
+
+// logUnsyncLocked says why the clock is not synchronised: once when the
+// reason changes and every unsyncLogEvery while it persists.
+func (d *Discipliner) logUnsyncLocked(now time.Duration) {
+	if d.synced || d.refusing || now < unsyncLogAfter {
+		d.whyLogged = ""
+		return
+	}
+	why := d.why
+	if why == "" {
+		reach := 0
+		for _, s := range d.sources {
+			if s.reach != 0 {
+				reach++
+			}
+		}
+		why = fmt.Sprintf("no usable samples (%d of %d sources reachable)", reach, len(d.sources))
+		if d.updates > 0 {
+			why = fmt.Sprintf("holdover expired without a usable update (%d of %d sources reachable)", reach, len(d.sources))
+		}
+	}
+	if why == d.whyLogged && now-d.whyLogAt < unsyncLogEvery {
+		return
+	}
+	d.whyLogged, d.whyLogAt = why, now
+	d.log.Warn("upstream: not synchronised", "reason", why)
 }
 
 // candidate is a source taking part in one selection.
@@ -443,19 +540,26 @@ func (d *Discipliner) updateLocked(now time.Duration) {
 		case s.reach == 0 && s.polls >= 8:
 			s.state = StateUnreachable
 			continue
+		case s.samples == 0 && s.polls >= startupPolls:
+			// Never answered, not even during the start-up burst: it
+			// does not hold back the sources that did. A minority of
+			// the sources that answer still never sets the clock.
+			s.state = StateUnreachable
+			continue
 		}
 		eligible++
 		if s.reach == 0 {
 			s.state = StateInit
 			continue
 		}
-		out := s.filt.output(now, prec+ntpwire.LogToDuration(s.precision).Seconds())
+		out := s.filt.output(now, prec+ntpwire.LogToDuration(s.precision).Seconds(), d.freq)
 		if !out.ok {
 			s.state = StateInit
 			continue
 		}
 		dist := (s.rootDelay+out.best.delay).Seconds()/2 + s.rootDisp.Seconds() + out.disp.Seconds() + out.jitter.Seconds()
 		s.dist = seconds(dist)
+		s.jitter = out.jitter.Seconds()
 		if s.dist > d.o.MaxDistance {
 			s.state = StateUnreachable
 			continue
@@ -477,6 +581,13 @@ func (d *Discipliner) updateLocked(now time.Duration) {
 	if len(cands) < need {
 		// Not enough sources to outvote a falseticker: keep the clock
 		// (and the states of the last selection) as they are.
+		reach := 0
+		for _, s := range d.sources {
+			if s.reach != 0 {
+				reach++
+			}
+		}
+		d.why = fmt.Sprintf("%d usable sources, %d needed to agree (%d of %d sources reachable)", len(cands), need, reach, len(d.sources))
 		return
 	}
 	ivs := make([]interval, len(cands))
@@ -485,6 +596,7 @@ func (d *Discipliner) updateLocked(now time.Duration) {
 	}
 	low, high, _, ok := marzullo(ivs)
 	if !ok {
+		d.why = fmt.Sprintf("no majority of the %d usable sources agree", len(cands))
 		return
 	}
 	var truech, falset []candidate
@@ -496,8 +608,10 @@ func (d *Discipliner) updateLocked(now time.Duration) {
 		truech = append(truech, c)
 	}
 	if len(truech) < need {
+		d.why = fmt.Sprintf("%d of %d usable sources agree, %d needed", len(truech), len(cands), need)
 		return
 	}
+	d.why = ""
 	for _, c := range falset {
 		c.s.state = StateFalseticker
 	}
@@ -602,7 +716,10 @@ func (d *Discipliner) apply(at time.Duration, f fit, peer *candidate, surv []can
 			d.log.Info("upstream: clock stepped", "by", time.Duration(gap))
 		}
 	}
+	d.log.Debug("upstream: update", "at", now, "gap", time.Duration(gap), "freq_ppm", f.freq*1e6, "freq_err_ppm", f.freqErr*1e6, "used", f.used, "rms", f.rms)
 	d.freq = f.freq
+	d.freqErr = f.freqErr
+	d.fitPerSource = f.used / len(surv)
 	d.offset = gap
 	d.updates++
 
@@ -626,7 +743,8 @@ func (d *Discipliner) apply(at time.Duration, f fit, peer *candidate, surv []can
 	stratum := min(p.stratum+1, ntpwire.MaxStratum)
 	rootDelay := p.rootDelay + peer.out.best.delay
 	j := peer.out.jitter.Seconds()
-	rootDisp := p.rootDisp.Seconds() + peer.out.disp.Seconds() + math.Sqrt(j*j+f.rms*f.rms) + math.Abs(gap)/1e9
+	d.jitter = math.Sqrt(j*j + f.rms*f.rms)
+	rootDisp := p.rootDisp.Seconds() + peer.out.disp.Seconds() + d.jitter + math.Abs(gap)/1e9
 	next.ref = ntpwire.Reference{
 		Leap:      ntpwire.LeapNone, // the snapshot announces a scheduled leap
 		Stratum:   stratum,
@@ -727,7 +845,7 @@ func (d *Discipliner) Status() Status {
 			ss.LastSample = time.Unix(0, snap.served(d.epochWall, last.at))
 			ss.Offset = last.offset - time.Duration(snap.corr(last.at))
 			ss.Delay = last.delay
-			ss.Jitter = s.filt.output(e, 0).jitter
+			ss.Jitter = s.filt.output(e, 0, d.freq).jitter
 		}
 		st.Sources = append(st.Sources, ss)
 		st.Rejects.add(s.rej)

@@ -121,6 +121,7 @@ func TestMinorityNeverSynchronises(t *testing.T) {
 
 func TestReferenceFields(t *testing.T) {
 	r := newRig(t, 3, Options{})
+	r.clk.Set(time.Date(2026, 6, 10, 12, 0, 0, 0, time.UTC)) // leaps are accepted in June
 	pk := func(leap ntpwire.Leap) ntpwire.Packet {
 		return ntpwire.Packet{Stratum: 1, Leap: leap, RootDelay: ntpwire.ShortOf(2 * time.Millisecond), RootDispersion: ntpwire.ShortOf(time.Millisecond)}
 	}
@@ -384,5 +385,104 @@ func TestReadersDoNotAllocate(t *testing.T) {
 		r.d.FromSystem(sys)
 	}); n != 0 {
 		t.Fatalf("%v allocations per Now+Reference+FromSystem", n)
+	}
+}
+
+// TestUnsynchronisedDispersionIsLarge: before the first update the served
+// root dispersion says the error is unbounded (RFC 5905's MAXDISP).
+func TestUnsynchronisedDispersionIsLarge(t *testing.T) {
+	r := newRig(t, 3, Options{})
+	if ref := r.d.Reference(); ref.Synchronized() || ref.RootDispersion.Duration() < 15*time.Second {
+		t.Fatalf("unsynchronised reference %+v, want root dispersion 16 s", ref)
+	}
+	for i := range 3 {
+		r.reply(i, 0, 0, ntpwire.Packet{})
+	}
+	if ref := r.d.Reference(); !ref.Synchronized() || ref.RootDispersion.Duration() > time.Second {
+		t.Fatalf("synchronised reference %+v, want a small root dispersion", ref)
+	}
+}
+
+// TestLoopRefused: a stratum-2+ source whose refid names this host is
+// synchronised to us; its replies are refused and counted.
+func TestLoopRefused(t *testing.T) {
+	r := newRig(t, 1, Options{})
+	d := r.d
+	own := []ntpwire.RefID{ntpwire.RefIDFromAddr(netip.MustParseAddr("198.51.100.7"))}
+	p := ntpwire.Packet{Mode: ntpwire.ModeServer, Stratum: 3, RefID: own[0], RecvTime: 1 << 32, XmitTime: 1 << 32}
+	if out, _, _ := d.judge(r.srcs[0], &p, 0, time.Millisecond, own); out != outRejected {
+		t.Fatalf("reply from a source synchronised to us: outcome %v, want rejected", out)
+	}
+	p.RefID = ntpwire.RefIDFromAddr(netip.MustParseAddr("198.51.100.8"))
+	if out, _, _ := d.judge(r.srcs[0], &p, 0, time.Millisecond, own); out != outSample {
+		t.Fatalf("reply from another server's client: outcome %v, want a sample", out)
+	}
+	if n := d.Status().Rejects.Loop; n != 1 {
+		t.Fatalf("Rejects.Loop = %d, want 1", n)
+	}
+}
+
+type staticResolver []netip.Addr
+
+func (r staticResolver) LookupNetIP(context.Context, string, string) ([]netip.Addr, error) {
+	return r, nil
+}
+
+// TestPoolSkipsOwnAddress: a pool name that resolves to this host (it
+// joined the pool) does not make the host its own source.
+func TestPoolSkipsOwnAddress(t *testing.T) {
+	own, other := netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("198.51.100.8")
+	d, err := New(Addresses("pool.example"), Options{Resolver: staticResolver{own, other}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.localAddrs = func() []netip.Addr { return []netip.Addr{own} }
+	var got []netip.AddrPort
+	d.resolveEntry(context.Background(), d.entries[0], func(s *source) { got = append(got, s.addr) })
+	if len(got) != 1 || got[0].Addr() != other {
+		t.Fatalf("sources %v, want only %v", got, other)
+	}
+}
+
+// TestFromSystemAcrossHostStep: the system clock (wall time) is stepped
+// by someone else while the served time runs on the monotonic base clock.
+// Until the next refresh, a kernel stamp cannot be told to be before or
+// after the step, so FromSystem serves the current time rather than a
+// receive timestamp off by the step; after the refresh, stamps map
+// exactly again.
+func TestFromSystemAcrossHostStep(t *testing.T) {
+	r := newRig(t, 1, Options{})
+	d := r.d
+	var wallShift time.Duration // the system clock minus the base clock
+	d.wallNow = func() int64 { return r.clk.Now().Add(wallShift).UnixNano() }
+	r.reply(0, 0, 0, ntpwire.Packet{})
+	d.housekeep()
+	sysNow := func() time.Time { return r.clk.Now().Add(wallShift).Round(0) }
+
+	// No step: a stamp 3 ms old maps to the served time 3 ms ago.
+	stamp := sysNow()
+	r.clk.Advance(3 * time.Millisecond)
+	if got := d.Now().Sub(d.FromSystem(stamp)); got < 2900*time.Microsecond || got > 3100*time.Microsecond {
+		t.Fatalf("stamp 3 ms old mapped %v before now", got)
+	}
+	for _, step := range []time.Duration{-time.Hour, -300 * time.Millisecond, 300 * time.Millisecond, time.Hour} {
+		stamp := sysNow() // taken before the step
+		r.clk.Advance(time.Millisecond)
+		wallShift += step
+		now := d.Now()
+		got := d.FromSystem(stamp)
+		if off := now.Sub(got); off < 0 || off > time.Millisecond {
+			t.Fatalf("step %v: stamp taken before it mapped %v before now, want within [0, 1ms]", step, off)
+		}
+		stamp = sysNow() // taken after the step, before the refresh
+		if off := d.Now().Sub(d.FromSystem(stamp)); off < 0 || off > time.Millisecond {
+			t.Fatalf("step %v: stamp taken after it mapped %v before now", step, off)
+		}
+		d.housekeep() // the once-a-second refresh
+		stamp = sysNow()
+		r.clk.Advance(2 * time.Millisecond)
+		if off := d.Now().Sub(d.FromSystem(stamp)); off < 1900*time.Microsecond || off > 2100*time.Microsecond {
+			t.Fatalf("step %v: after the refresh a stamp 2 ms old mapped %v before now", step, off)
+		}
 	}
 }

@@ -23,6 +23,22 @@
 // rate, stepping only past a threshold. It never touches the system clock
 // and never runs backwards for its readers.
 //
+// Each source's samples pass a popcorn spike suppressor (an offset far
+// from the source's recent samples, carried at the estimated frequency,
+// is dropped unless it repeats), and the jitter that weights a source is
+// taken over residuals after the frequency correction, so a base clock
+// that is far off (the frequency limit is ±5000 ppm, beyond what virtual
+// machines show) serves time as good as one that is not. A source's poll
+// interval doubles from MinPoll towards MaxPoll only while the frequency
+// estimate is good enough for the longer interval, and halves when its
+// samples stray from the prediction.
+//
+// A source that has not answered during the start-up burst (about six
+// seconds) stops counting towards the majority, so dead sources do not
+// hold back synchronisation; a minority of the sources that answer still
+// never sets the clock. While unsynchronised, the Discipliner logs why,
+// once when the reason changes and every ten minutes.
+//
 // Until a majority of the sources agree, and again after a holdover period
 // without usable sources, the reference data says leap alarm and stratum
 // 16, so clients do not trust the time.

@@ -34,7 +34,7 @@ func TestDriftFileMissing(t *testing.T) {
 }
 
 func TestDriftFileCorrupt(t *testing.T) {
-	for _, content := range []string{"garbage\n", "", "12 34 56\n", "900.5\n", "NaN\n", strings.Repeat("1", 300)} {
+	for _, content := range []string{"garbage\n", "", "12 34 56\n", "9000.5\n", "NaN\n", strings.Repeat("1", 300)} {
 		var log bytes.Buffer
 		path := filepath.Join(t.TempDir(), "drift")
 		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {

@@ -64,7 +64,7 @@ type filterOutput struct {
 	best     sample        // the lowest-delay sample of the register
 	minDelay time.Duration // lowest delay of the whole history
 	disp     time.Duration // filter dispersion at now
-	jitter   time.Duration // RMS of the register's offsets about best
+	jitter   time.Duration // RMS of the register's residuals about best, after the frequency correction
 }
 
 // output runs the RFC 5905 §10 clock filter at raw time now: the sample of
@@ -72,9 +72,14 @@ type filterOutput struct {
 // samples' dispersions, grown with age, weighted 1/2, 1/4, ...) and the
 // jitter. Unlike RFC 5905, slots not yet filled add nothing: a young
 // source is not made to look uncertain, since selection already needs a
-// majority of the sources to agree before the clock is trusted. precision is the sum of both ends' precisions, in seconds, used
-// as the jitter's floor.
-func (f *filter) output(now time.Duration, precision float64) filterOutput {
+// majority of the sources to agree before the clock is trusted. precision
+// is the sum of both ends' precisions, in seconds, used as the jitter's
+// floor. freq is the current estimate of the base clock's frequency
+// error: the jitter is taken over the samples' residuals after it (each
+// offset carried to best's time at rate freq), so a base clock that is
+// hundreds of ppm off does not look jittery (RFC 5905 takes it over raw
+// offsets because its samples are of a clock already disciplined).
+func (f *filter) output(now time.Duration, precision, freq float64) filterOutput {
 	n := len(f.hist)
 	if n == 0 {
 		return filterOutput{}
@@ -97,7 +102,7 @@ func (f *filter) output(now time.Duration, precision float64) filterOutput {
 	out.disp = seconds(disp)
 	var j float64
 	for _, i := range idx[1:] {
-		d := (reg[i].offset - out.best.offset).Seconds()
+		d := (reg[i].offset - out.best.offset).Seconds() + freq*(out.best.at-reg[i].at).Seconds()
 		j += d * d
 	}
 	if len(idx) > 1 {
@@ -109,6 +114,57 @@ func (f *filter) output(now time.Duration, precision float64) filterOutput {
 		out.minDelay = min(out.minDelay, s.delay)
 	}
 	return out
+}
+
+// popcornMin is the smallest deviation judged a popcorn spike: below it a
+// sample is always used (a millisecond: far above the jitter of a good
+// path, far below the spikes queues and busy servers produce).
+const popcornMin = time.Millisecond
+
+// popcornRun is how many spikes in a row are suppressed; the next sample
+// that deviates as much is taken as a real change of the source's offset.
+const popcornRun = 2
+
+// popcorn reports whether smp is a popcorn spike (RFC 5905 §10's popcorn
+// spike suppressor, with chrony's robust statistics): its offset,
+// carried at rate freq to the time of the register's samples, deviates
+// from their median by more than five robust standard deviations (1.4826
+// times the median absolute deviation) and more than popcornMin. One leg
+// of an exchange delayed by a queue moves the offset by half the extra
+// delay, and a server's glitch moves it by its own error; both are judged
+// by how far the sample falls from what the source has been saying. It
+// needs four samples to judge.
+//
+// freqErr is the uncertainty of freq: the deviation it may explain over
+// the time since the register's last sample is never judged a spike.
+func (f *filter) popcorn(smp sample, freq, freqErr float64) bool {
+	n := len(f.hist)
+	if n < 4 {
+		return false
+	}
+	reg := f.hist[max(0, n-filterLen):]
+	var res [filterLen]float64
+	for i, r := range reg {
+		res[i] = (r.offset - smp.offset).Seconds() + freq*(smp.at-r.at).Seconds()
+	}
+	med := median(res[:len(reg)])
+	var dev [filterLen]float64
+	for i := range reg {
+		dev[i] = math.Abs(res[i] - med)
+	}
+	mad := median(dev[:len(reg)])
+	drift := 5 * freqErr * (smp.at - reg[len(reg)-1].at).Seconds()
+	return math.Abs(med) > max(5*1.4826*mad, popcornMin.Seconds())+drift
+}
+
+// median returns the median of v, reordering it.
+func median(v []float64) float64 {
+	slices.Sort(v)
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * 1e9) }
@@ -226,14 +282,15 @@ type point struct {
 // how many of the newest points were used.
 type fit struct {
 	offset, freq, rms float64
+	freqErr           float64 // standard error of freq
 	used              int
 }
 
 // freqPrior is the standard deviation, as a fraction, of the frequency
-// error assumed before any data (100 ppm). It regularises the slope when
+// error assumed before any data (1000 ppm). It regularises the slope when
 // the samples span too short a time to estimate it, so a few noisy iburst
 // samples cannot set a wild frequency.
-const freqPrior = 100e-6
+const freqPrior = 1000e-6
 
 // regress fits offset(x) = a + b·x through pts (sorted by x, oldest
 // first; x ≤ 0 with x = 0 now) by weighted least squares with a weak prior
@@ -266,7 +323,7 @@ func fixedSlope(pts []point, b float64) fit {
 		sw += p.w
 		sy += p.w * (p.y - b*p.x)
 	}
-	f := fit{freq: b, used: len(pts)}
+	f := fit{freq: b, used: len(pts), freqErr: freqPrior}
 	if sw == 0 {
 		return f
 	}
@@ -302,6 +359,7 @@ func fitLine(pts []point, prior float64) fit {
 	det := sw*(sxx+lp) - sx*sx
 	f.offset = (sy*(sxx+lp) - sx*(sxy+lp*prior)) / det
 	f.freq = (sw*(sxy+lp*prior) - sx*sy) / det
+	f.freqErr = math.Sqrt(sw / det)
 	var r float64
 	for _, p := range pts {
 		d := p.y - f.offset - f.freq*p.x

@@ -13,7 +13,7 @@ func TestFilterPicksLowestDelay(t *testing.T) {
 	for i, d := range delays {
 		f.add(sample{at: time.Duration(i) * time.Second, offset: time.Duration(i) * time.Millisecond, delay: d * time.Millisecond})
 	}
-	out := f.output(5*time.Second, 0)
+	out := f.output(5*time.Second, 0, 0)
 	if !out.ok || out.best.delay != time.Millisecond || out.best.offset != 3*time.Millisecond {
 		t.Fatalf("best = %+v, want the 1 ms delay sample (offset 3 ms)", out.best)
 	}
@@ -35,7 +35,7 @@ func TestFilterKeepsHistory(t *testing.T) {
 	if len(f.hist) != histLen || f.hist[0].at != 100-histLen {
 		t.Fatalf("history has %d samples from %v; want the last %d", len(f.hist), f.hist[0].at, histLen)
 	}
-	if out := (&filter{}).output(0, 0); out.ok {
+	if out := (&filter{}).output(0, 0, 0); out.ok {
 		t.Fatal("empty filter gave an output")
 	}
 }

@@ -10,9 +10,17 @@ import (
 //
 // When a majority of the combined sources announce a leap (leap indicator
 // 1 or 2), the Discipliner schedules it for the next midnight UTC that
-// ends a month (servers announce it for the whole last month, or day, and
-// leaps only ever happen at the end of a month) and passes the
-// announcement on in Reference until then. At the leap the served time is
+// ends a month (servers announce it for the whole last month, or day) and
+// passes the announcement on in Reference until then. Like chrony, it
+// accepts an announcement only in June and December: every leap second so
+// far has been at the end of one of them, the IERS announces them six
+// months ahead, and a source announcing one at the end of another month
+// (a misconfigured or malicious server, or one whose leap bits are stuck)
+// would otherwise make the server step its clients by a second. Such an
+// announcement is logged and ignored. The system's leap-second list
+// (tzdata's leap-seconds.list) is not read: the vote of a majority of
+// authenticated or independent sources, restricted to the two possible
+// dates, is the only source of the schedule. At the leap the served time is
 // never stepped back:
 //
 //   - By default an inserted second is a frozen second: the served time
@@ -121,6 +129,13 @@ func monthEnd(t int64) int64 {
 	return time.Date(u.Year(), u.Month()+1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 }
 
+// leapMonth reports whether the midnight at (Unix nanoseconds) ends June
+// or December, the only months a leap second is accepted for.
+func leapMonth(at int64) bool {
+	m := time.Unix(0, at-1).UTC().Month()
+	return m == time.June || m == time.December
+}
+
 // scheduleLeapLocked updates the leap schedule of next, the snapshot apply
 // is about to publish, from the survivors' vote at raw time now.
 func (d *Discipliner) scheduleLeapLocked(next *snapshot, now time.Duration, vote ntpwire.Leap) {
@@ -130,7 +145,15 @@ func (d *Discipliner) scheduleLeapLocked(next *snapshot, now time.Duration, vote
 		if d.lastLeap != 0 && u < d.lastLeap+int64(leapQuiet) {
 			return
 		}
-		next.leapAt, next.leapDone = monthEnd(u), false
+		at := monthEnd(u)
+		if !leapMonth(at) {
+			if d.leapIgnoredAt != at {
+				d.leapIgnoredAt = at
+				d.log.Warn("upstream: leap second announced for the end of a month other than June or December; ignored", "vote", vote.String(), "month_end", time.Unix(0, at).UTC())
+			}
+			return
+		}
+		next.leapAt, next.leapDone = at, false
 		next.leapDir = 1
 		kind := "insert"
 		if vote == ntpwire.LeapDelete {

@@ -1,6 +1,8 @@
 package upstream
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -237,6 +239,39 @@ func TestLeapMinorityIgnored(t *testing.T) {
 	}
 	if st := r.d.Status(); st.LeapSecond != ntpwire.LeapNone {
 		t.Fatalf("leap %q scheduled", st.LeapSecond)
+	}
+}
+
+// TestLeapOnlyJuneOrDecember: a majority announcing a leap in March is
+// ignored (and logged): leap seconds happen only at the end of June or
+// December.
+func TestLeapOnlyJuneOrDecember(t *testing.T) {
+	var log bytes.Buffer
+	r := newRig(t, 3, Options{Logger: logTo(&log)}) // 1 March
+	for i := range 3 {
+		r.reply(i, 0, 0, ntpwire.Packet{Leap: ntpwire.LeapInsert})
+	}
+	if ref := r.d.Reference(); !ref.Synchronized() || ref.Leap != ntpwire.LeapNone {
+		t.Fatalf("reference %+v, want synchronised without a leap", ref)
+	}
+	if st := r.d.Status(); st.LeapSecond != ntpwire.LeapNone {
+		t.Fatalf("leap %v scheduled for %v", st.LeapSecond, st.LeapTime)
+	}
+	if !strings.Contains(log.String(), "other than June or December") {
+		t.Fatalf("the ignored announcement was not logged: %s", log.String())
+	}
+	for _, tc := range []struct {
+		at   time.Time
+		want bool
+	}{
+		{time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC), true},
+		{time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), true},
+		{time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), false},
+		{time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), false}, // ends November
+	} {
+		if got := leapMonth(tc.at.UnixNano()); got != tc.want {
+			t.Errorf("leapMonth(%v) = %v, want %v", tc.at, got, tc.want)
+		}
 	}
 }
 

@@ -72,7 +72,15 @@ type Options struct {
 	// sources must always agree.
 	MinSources int
 	// MaxDistance is the largest root distance a source may have to be
-	// used. Zero means DefaultMaxDistance.
+	// used, checked on every reply (its root delay/2 + root dispersion)
+	// and on the source's filtered distance at selection. Zero means
+	// DefaultMaxDistance, 1.5 s: ntpd's default (tos maxdist; RFC 5905's
+	// MAXDIST is 1 s). chrony's selection limit is 3 s, but a source
+	// whose own error bound exceeds 1.5 s cannot help a server whose
+	// error is measured in milliseconds: a far-off source is dropped from
+	// its first reply, before it can widen the intersection, and a
+	// majority of good sources is never that far (the simulation's
+	// worst case serves 0.14 s of root dispersion).
 	MaxDistance time.Duration
 	// MaxPerName is how many addresses of a name that resolves to several
 	// become sources. Zero means DefaultMaxPerName.

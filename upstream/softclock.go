@@ -43,6 +43,10 @@ type snapshot struct {
 	smear     time.Duration
 }
 
+// maxDisp is RFC 5905's MAXDISP: the root dispersion of a clock that is
+// not synchronised.
+const maxDisp = 16 * time.Second
+
 // corr returns the correction at raw time e, in nanoseconds.
 func (s *snapshot) corr(e time.Duration) float64 {
 	if e <= s.e1 {
@@ -73,6 +77,9 @@ func (s *snapshot) reference(e time.Duration) ntpwire.Reference {
 	if !s.synced || age > s.holdover {
 		r.Leap = ntpwire.LeapAlarm
 		r.Stratum = ntpwire.MaxStratum
+		// Say the truth about an unsynchronised clock: its error is
+		// unbounded, so the largest dispersion RFC 5905 knows.
+		r.RootDispersion = ntpwire.ShortOf(maxDisp)
 		return r
 	}
 	r.RootDispersion = ntpwire.ShortOf(seconds(s.rootDisp + phi*max(age, 0).Seconds()))

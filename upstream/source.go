@@ -2,16 +2,17 @@ package upstream
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
-	"io"
+	"math"
+	"math/bits"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/ntpkit/ntpkit/clock"
+	"github.com/ntpkit/ntpkit/internal/ntpclient"
 	"github.com/ntpkit/ntpkit/internal/ntske"
 	"github.com/ntpkit/ntpkit/ntpwire"
 	"github.com/ntpkit/ntpkit/server/symkey"
@@ -34,6 +35,7 @@ type source struct {
 
 	filt      filter
 	dist      time.Duration
+	jitter    float64 // the clock filter's jitter at the last selection, seconds
 	samples   uint64
 	rej       Rejects
 	stratum   uint8
@@ -43,10 +45,24 @@ type source struct {
 	rootDelay time.Duration
 	rootDisp  time.Duration
 
+	spikes   int   // popcorn spikes suppressed in a row
+	spikeReg uint8 // which of the last eight valid replies were spikes (bit 0: the last)
+
 	// Owned by the source's goroutine (runSource), not the mutex.
 	sess   *ntske.Session // NTS session; nil before the first NTS-KE
 	keRuns int            // NTS-KE sessions since the last authenticated reply
 }
+
+// popcornErratic is how many of a source's last eight replies may be
+// spikes for them to be suppressed: a source that spikes as often as this
+// is erratic rather than unlucky, and its samples are used as they are,
+// so its jitter shows it and selection and clustering judge it.
+const popcornErratic = 4
+
+// startupPolls is how many queries a source that has never answered
+// counts towards the majority for: the start-up burst (about six seconds
+// with the default burst spacing), or four polls without one.
+const startupPolls = ibursts
 
 // ibursts is the number of quick queries at start and after a source
 // moves to a new address (ntpd and chrony send 4–8).
@@ -131,7 +147,7 @@ func (d *Discipliner) sleep(ctx context.Context, dur time.Duration) bool {
 // s got a new address or (NTS) needs a new session, and must be
 // re-dialed; false when done.
 func (d *Discipliner) pollLoop(ctx context.Context, s *source, conn net.Conn, burst int, stamps bool) bool {
-	q := &querier{conn: conn, buf: make([]byte, 2048), stamps: stamps}
+	q := &querier{conn: conn, buf: make([]byte, 2048), stamps: stamps, own: d.ownRefIDs(conn)}
 	if stamps {
 		q.oob = make([]byte, oobLen)
 	}
@@ -179,7 +195,8 @@ func (d *Discipliner) pollLoop(ctx context.Context, s *source, conn net.Conn, bu
 type querier struct {
 	conn     net.Conn
 	buf, oob []byte
-	stamps   bool // conn delivers kernel receive timestamps
+	stamps   bool            // conn delivers kernel receive timestamps
+	own      []ntpwire.RefID // refids that name this host: a source showing one is synchronised to us
 }
 
 // query sends one request and waits for the reply that echoes it. For
@@ -188,12 +205,8 @@ type querier struct {
 // ignored, as a forger's would be.
 func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout time.Duration) (outcome, ntpwire.Packet, sample) {
 	conn, buf := q.conn, q.buf
-	var xmit [8]byte
-	r := d.o.Rand
-	if r == nil {
-		r = rand.Reader
-	}
-	if _, err := io.ReadFull(r, xmit[:]); err != nil {
+	req, err := ntpclient.Request(d.o.Rand, 4)
+	if err != nil {
 		// A caller's reader failed: nothing is sent (a predictable
 		// transmit timestamp would let replies be spoofed). The query
 		// counts as lost, and the error is logged.
@@ -202,15 +215,9 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 		return outTimeout, ntpwire.Packet{}, sample{}
 	}
 	d.mu.Lock()
-	poll := max(s.poll, s.pollFloor)
+	req.Poll = log2(max(s.poll, s.pollFloor))
 	d.mu.Unlock()
-	req := ntpwire.Packet{
-		Version:   4,
-		Mode:      ntpwire.ModeClient,
-		Poll:      log2(poll),
-		Precision: d.precision,
-		XmitTime:  ntpwire.Time(binary.BigEndian.Uint64(xmit[:])),
-	}
+	req.Precision = d.precision
 	var (
 		out     []byte
 		pending *ntske.Pending
@@ -240,16 +247,25 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 		waitOut()
 		return outTimeout, ntpwire.Packet{}, sample{}
 	}
-	for {
-		n, rx, err := readStamped(conn, buf, q.oob)
-		t4 := d.rawNow()
-		if !rx.IsZero() {
-			// The kernel's stamp is a wall-clock reading: put it on the
-			// raw timescale, and use it only if it is plausible.
-			if k := time.Duration(rx.UnixNano()-d.epochWall) - d.snap.Load().wallMono; k >= t1 && k <= t4 {
-				t4 = k
+	var t4 time.Duration
+	read := func(b []byte) (int, time.Time, error) {
+		n, rx, err := readStamped(conn, b, q.oob)
+		t4 = d.rawNow()
+		return n, rx, err
+	}
+	skipped := func(why ntpclient.Skip) {
+		d.count(s, func(r *Rejects) {
+			if why == ntpclient.SkipMalformed {
+				r.Malformed++
+			} else {
+				r.BadOrigin++
 			}
-		}
+		})
+	}
+	for {
+		// Anti-spoofing first: only a reply echoing our random transmit
+		// timestamp is looked at further, kisses included.
+		p, n, rx, err := ntpclient.ReadReply(read, buf, req.XmitTime, skipped)
 		if err != nil {
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
 				// ICMP unreachable and the like: wait out the timeout
@@ -259,16 +275,12 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 			}
 			return outTimeout, ntpwire.Packet{}, sample{}
 		}
-		var p ntpwire.Packet
-		if p.Decode(buf[:n]) != nil {
-			d.count(s, func(r *Rejects) { r.Malformed++ })
-			continue
-		}
-		// Anti-spoofing first: only a reply echoing our random transmit
-		// timestamp is looked at further, kisses included.
-		if p.OrigTime != req.XmitTime {
-			d.count(s, func(r *Rejects) { r.BadOrigin++ })
-			continue
+		if !rx.IsZero() {
+			// The kernel's stamp is a wall-clock reading: put it on the
+			// raw timescale, and use it only if it is plausible.
+			if k := time.Duration(rx.UnixNano()-d.epochWall) - d.snap.Load().wallMono; k >= t1 && k <= t4 {
+				t4 = k
+			}
 		}
 		switch {
 		case pending != nil:
@@ -291,7 +303,7 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 				continue
 			}
 		}
-		return d.judge(s, &p, t1, t4)
+		return d.judge(s, &p, t1, t4, q.own)
 	}
 }
 
@@ -303,7 +315,7 @@ func (d *Discipliner) count(s *source, f func(*Rejects)) {
 
 // judge decides whether a reply that echoes our request is usable, and
 // turns it into a sample.
-func (d *Discipliner) judge(s *source, p *ntpwire.Packet, t1, t4 time.Duration) (outcome, ntpwire.Packet, sample) {
+func (d *Discipliner) judge(s *source, p *ntpwire.Packet, t1, t4 time.Duration, own []ntpwire.RefID) (outcome, ntpwire.Packet, sample) {
 	rej := func(f func(*Rejects)) (outcome, ntpwire.Packet, sample) {
 		d.count(s, f)
 		return outRejected, *p, sample{}
@@ -327,12 +339,53 @@ func (d *Discipliner) judge(s *source, p *ntpwire.Packet, t1, t4 time.Duration) 
 		return rej(func(r *Rejects) { r.BadTime++ })
 	case p.RootDelay.Duration()/2+p.RootDispersion.Duration() > d.o.MaxDistance:
 		return rej(func(r *Rejects) { r.BadDistance++ })
+	case p.Stratum > 1 && slices.Contains(own, p.RefID):
+		// The source is synchronised to this host: using it would be a
+		// timing loop (RFC 5905 §11.2.1 drops such peers too).
+		return rej(func(r *Rejects) { r.Loop++ })
 	}
 	T1, T4 := d.ntpTime(t1), d.ntpTime(t4)
 	offset := (p.RecvTime.Sub(T1) + p.XmitTime.Sub(T4)) / 2
 	delay := max(0, T4.Sub(T1)-p.XmitTime.Sub(p.RecvTime))
 	disp := ntpwire.LogToDuration(d.precision) + ntpwire.LogToDuration(p.Precision) + time.Duration(phi*float64(delay))
 	return outSample, *p, sample{at: t1 + (t4-t1)/2, offset: offset, delay: delay, disp: disp}
+}
+
+// pollBudget is the fraction of the measured jitter that the frequency
+// estimate's uncertainty may add to the error over one poll interval.
+const pollBudget = 0.5
+
+// pollTarget is how many samples per source the frequency fit should
+// keep (chrony's polltarget): when it keeps fewer, the frequency is
+// wandering faster than the samples come, and the poll shortens.
+const pollTarget = 8
+
+// adaptPollLocked adjusts s's poll interval after a usable sample (RFC
+// 5905 §13's aim with chrony's criteria). It halves, down to MinPoll,
+// when the sample falls further from the software clock's prediction
+// than three times the source's jitter (the frequency moved), when the
+// last fit kept fewer than pollTarget samples per source (the frequency
+// wanders), or when the frequency's uncertainty alone would exceed the
+// jitter over the current interval. It doubles after eight good samples
+// in a row, up to MaxPoll, only while the frequency estimate is good
+// enough that the error it lets grow over the longer interval stays
+// below half the jitter.
+func (d *Discipliner) adaptPollLocked(s *source, smp sample) {
+	s.streak++
+	jit := max(s.jitter, 50e-6)
+	resid := math.Abs(smp.offset.Seconds() - d.predictLocked(smp.at))
+	switch {
+	case d.synced && s.poll > d.o.MinPoll && (resid > 3*jit || d.fitPerSource < pollTarget || d.freqErr*s.poll.Seconds() > jit):
+		s.poll, s.streak = max(s.poll/2, d.o.MinPoll), 0
+	case s.streak >= 8 && s.poll < d.o.MaxPoll && (!d.synced || d.freqErr*2*s.poll.Seconds() < pollBudget*jit):
+		s.poll, s.streak = min(2*s.poll, d.o.MaxPoll), 0
+	}
+}
+
+// predictLocked returns the offset of the raw clock (seconds) that the
+// software clock applies at raw time at: what a sample should show.
+func (d *Discipliner) predictLocked(at time.Duration) float64 {
+	return d.snap.Load().corr(at) / 1e9
 }
 
 // handleLocked applies the outcome of a query to s: reachability, poll
@@ -344,15 +397,30 @@ func (d *Discipliner) handleLocked(ctx context.Context, s *source, out outcome, 
 		s.keRuns = 0
 		s.reach |= 1
 		s.samples++
-		s.streak++
 		if s.backedOff {
 			s.poll, s.backedOff = d.o.MinPoll, false
 		}
-		if s.streak >= 8 && s.poll < d.o.MaxPoll {
-			s.poll, s.streak = min(2*s.poll, d.o.MaxPoll), 0
-		}
+		d.adaptPollLocked(s, smp)
 		s.stratum, s.leap, s.refID, s.precision = p.Stratum, p.Leap, p.RefID, p.Precision
 		s.rootDelay, s.rootDisp = p.RootDelay.Duration(), p.RootDispersion.Duration()
+		spike := s.filt.popcorn(smp, d.freq, d.freqErr)
+		s.spikeReg <<= 1
+		if spike {
+			s.spikeReg |= 1
+		}
+		if spike && bits.OnesCount8(s.spikeReg) < popcornErratic {
+			if s.spikes < popcornRun {
+				// The source answered (it stays reachable) but this
+				// offset is not used.
+				s.spikes++
+				s.rej.Popcorn++
+				return false, false
+			}
+			// Spikes in a row: the source's offset really changed.
+			// Its history describes the old one.
+			s.filt.reset()
+		}
+		s.spikes = 0
 		s.filt.add(smp)
 		d.updateLocked(smp.at)
 		return false, false
@@ -382,6 +450,13 @@ func (d *Discipliner) handleLocked(ctx context.Context, s *source, out outcome, 
 		s.rej.Timeout++
 	}
 	s.streak = 0
+	if s.samples == 0 && s.polls == startupPolls {
+		// Silent through the start-up burst: the source stops counting
+		// towards the majority (updateLocked), which may now be met by
+		// the sources that answered.
+		d.log.Warn("upstream: source has not answered; not waiting for it", "addr", s.addr.String(), "queries", s.polls)
+		d.updateLocked(d.rawNow())
+	}
 	if s.reach&0x0f == 0 && s.polls >= 4 && s.poll < d.o.MaxPoll {
 		s.poll, s.backedOff = min(2*s.poll, d.o.MaxPoll), true
 	}
@@ -408,9 +483,10 @@ func (d *Discipliner) reresolveLocked(ctx context.Context, s *source) bool {
 		d.log.Warn("upstream: re-resolve failed", "name", s.e.name, "err", err)
 		return false
 	}
+	local := d.localAddrs()
 	for _, a := range addrs {
 		ap := netip.AddrPortFrom(a, s.e.port)
-		if d.inUse[ap] {
+		if d.inUse[ap] || slices.Contains(local, a) {
 			continue
 		}
 		d.log.Info("upstream: unreachable source replaced", "name", s.e.name, "old", s.addr.String(), "new", ap.String())
@@ -423,6 +499,37 @@ func (d *Discipliner) reresolveLocked(ctx context.Context, s *source) bool {
 		return true
 	}
 	return false
+}
+
+// ownRefIDs returns the refids that would name this host to a source
+// reached over conn: its local address and the host's interface addresses.
+func (d *Discipliner) ownRefIDs(conn net.Conn) []ntpwire.RefID {
+	var own []ntpwire.RefID
+	if ua, ok := conn.LocalAddr().(*net.UDPAddr); ok {
+		if ap := ua.AddrPort(); ap.Addr().IsValid() && !ap.Addr().IsUnspecified() {
+			own = append(own, ntpwire.RefIDFromAddr(ap.Addr()))
+		}
+	}
+	for _, a := range d.localAddrs() {
+		own = append(own, ntpwire.RefIDFromAddr(a))
+	}
+	return own
+}
+
+// interfaceAddrs returns the host's interface addresses, except loopback
+// ones; nil if they cannot be listed.
+func interfaceAddrs() []netip.Addr {
+	as, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range as {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && !p.Addr().IsLoopback() {
+			out = append(out, p.Addr().Unmap())
+		}
+	}
+	return out
 }
 
 // log2 returns the poll exponent for d, rounded up.

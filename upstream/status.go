@@ -59,6 +59,8 @@ type Rejects struct {
 	Auth        uint64 // NTS or MAC source: reply not authenticated (no or bad MAC, crypto-NAK, bad NTS authenticator)
 	NTSNAK      uint64 // NTS NAK: cookies refused, NTS-KE run again
 	KEFailed    uint64 // NTS-KE sessions that failed
+	Loop        uint64 // the source's refid names this host: it is synchronised to us
+	Popcorn     uint64 // a valid reply whose offset was a popcorn spike: far from the source's recent samples
 }
 
 func (r *Rejects) add(o Rejects) {
@@ -77,6 +79,8 @@ func (r *Rejects) add(o Rejects) {
 	r.Auth += o.Auth
 	r.NTSNAK += o.NTSNAK
 	r.KEFailed += o.KEFailed
+	r.Popcorn += o.Popcorn
+	r.Loop += o.Loop
 }
 
 // SourceStatus describes one upstream source.

@@ -15,6 +15,7 @@ import (
 type Fake struct {
 	mu        sync.Mutex
 	now       time.Time
+	horizon   time.Time // where the Advances under way will leave the clock
 	precision int8
 	seq       uint64
 	timers    []*fakeTimer
@@ -57,7 +58,7 @@ func (f *Fake) SetPrecision(p int8) {
 // timers that fall due (with the clock showing t).
 func (f *Fake) Set(t time.Time) {
 	f.mu.Lock()
-	f.now = t
+	f.now, f.horizon = t, t
 	f.mu.Unlock()
 	f.fireDue(t)
 }
@@ -67,7 +68,12 @@ func (f *Fake) Set(t time.Time) {
 // deadline, and timers it schedules within the window fire too.
 func (f *Fake) Advance(d time.Duration) {
 	f.mu.Lock()
-	end := f.now.Add(d)
+	// Concurrent Advances add up: each extends the horizon.
+	if f.horizon.Before(f.now) {
+		f.horizon = f.now
+	}
+	f.horizon = f.horizon.Add(d)
+	end := f.horizon
 	f.mu.Unlock()
 	f.fireDue(end)
 	f.mu.Lock()
@@ -120,6 +126,20 @@ func (f *Fake) AfterFunc(d time.Duration, fn func()) clock.Timer {
 	f.timers = append(f.timers, t)
 	f.mu.Unlock()
 	return t
+}
+
+// Next returns the deadline of the earliest pending timer, and false
+// when none is pending. A driver of a simulation advances to it.
+func (f *Fake) Next() (time.Time, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var next time.Time
+	for i, t := range f.timers {
+		if i == 0 || t.at.Before(next) {
+			next = t.at
+		}
+	}
+	return next, len(f.timers) > 0
 }
 
 // Pending returns how many timers have not fired or been stopped.

@@ -73,6 +73,14 @@ func TestFakeAdvanceShowsEachDeadline(t *testing.T) {
 	if f.Pending() != 0 {
 		t.Fatalf("%d timers pending, want 0", f.Pending())
 	}
+	if _, ok := f.Next(); ok {
+		t.Fatal("Next reports a timer when none is pending")
+	}
+	f.AfterFunc(5*time.Second, func() {})
+	f.AfterFunc(2*time.Second, func() {})
+	if next, ok := f.Next(); !ok || !next.Equal(f.Now().Add(2*time.Second)) {
+		t.Fatalf("Next = %v, %v; want now+2s", next, ok)
+	}
 }
 
 func TestFakeConcurrent(t *testing.T) {

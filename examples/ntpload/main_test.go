@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"math"
-	"net"
 	"net/netip"
 	"runtime"
 	"testing"
@@ -12,27 +9,19 @@ import (
 
 	"github.com/ntpkit/ntpkit/ntpwire"
 	"github.com/ntpkit/ntpkit/server"
+	"github.com/ntpkit/ntpkit/server/servertest"
 )
 
 // serve runs srv on a loopback socket until the test ends.
 func serve(t *testing.T, srv *server.Server) netip.AddrPort {
 	t.Helper()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Skipf("no loopback: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(context.Background(), pc) }()
+	ts := servertest.NewServer(srv)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		if err := <-done; !errors.Is(err, server.ErrServerClosed) {
+		if err := ts.Close(); err != nil {
 			t.Errorf("Serve: %v", err)
 		}
-		pc.Close()
 	})
-	return pc.LocalAddr().(*net.UDPAddr).AddrPort()
+	return ts.Addr
 }
 
 func loadCfg(t *testing.T, target netip.AddrPort, args ...string) *config {

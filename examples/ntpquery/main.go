@@ -15,8 +15,6 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ntpkit/ntpkit/internal/ntpclient"
 	"github.com/ntpkit/ntpkit/ntpwire"
 )
 
@@ -99,11 +98,11 @@ func query(addr string, version uint8, timeout time.Duration) (*result, error) {
 	defer conn.Close()
 	// A random transmit timestamp: the reply must echo it, which a blind
 	// spoofer cannot guess. The real T1 is kept locally.
-	var rnd [8]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
+	req, err := ntpclient.Request(nil, version)
+	if err != nil {
 		return nil, err
 	}
-	req := ntpwire.Packet{Version: version, Mode: ntpwire.ModeClient, Poll: 4, XmitTime: ntpwire.Time(binary.BigEndian.Uint64(rnd[:]))}
+	req.Poll = 4
 	buf := req.AppendTo(make([]byte, 0, 1024))
 	conn.SetDeadline(time.Now().Add(timeout))
 	t1 := time.Now()
@@ -111,14 +110,18 @@ func query(addr string, version uint8, timeout time.Duration) (*result, error) {
 		return nil, fmt.Errorf("send to %s: %w", addr, err)
 	}
 	rbuf := make([]byte, 1024)
+	var t4 time.Time
+	read := func(b []byte) (int, time.Time, error) {
+		n, err := conn.Read(b)
+		t4 = time.Now()
+		return n, time.Time{}, err
+	}
 	for {
-		n, err := conn.Read(rbuf)
-		t4 := time.Now()
+		rep, n, _, err := ntpclient.ReadReply(read, rbuf, req.XmitTime, nil)
 		if err != nil {
 			return nil, fmt.Errorf("no reply from %s: %w", addr, err)
 		}
-		var rep ntpwire.Packet
-		if rep.Decode(rbuf[:n]) != nil || rep.Mode != ntpwire.ModeServer || rep.OrigTime != req.XmitTime {
+		if rep.Mode != ntpwire.ModeServer {
 			continue // not the answer to our request
 		}
 		t2, t3 := rep.RecvTime.In(t1), rep.XmitTime.In(t1)

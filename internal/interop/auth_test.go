@@ -2,9 +2,7 @@ package interop
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +13,7 @@ import (
 	"github.com/ntpkit/ntpkit/clock"
 	"github.com/ntpkit/ntpkit/server"
 	"github.com/ntpkit/ntpkit/server/auth"
+	"github.com/ntpkit/ntpkit/server/servertest"
 	"github.com/ntpkit/ntpkit/server/symkey"
 )
 
@@ -30,23 +29,15 @@ func TestChronydAuthenticatesOurMACs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	mac := &auth.MAC{Keys: keys}
 	src := server.NewLocalSource(clock.System{}, 10)
-	s := &server.Server{Source: src, Handler: server.Chain(server.Responder(), mac.Wrap)}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(context.Background(), pc) }()
+	ts := servertest.NewServer(&server.Server{Source: src, Handler: server.Chain(server.Responder(), mac.Wrap)})
 	t.Cleanup(func() {
-		s.Shutdown(context.Background())
-		if err := <-done; !errors.Is(err, server.ErrServerClosed) {
+		if err := ts.Close(); err != nil {
 			t.Errorf("Serve: %v", err)
 		}
-		pc.Close()
 	})
-	port := pc.LocalAddr().(*net.UDPAddr).Port
+	port := int(ts.Addr.Port())
 	dir := t.TempDir()
 	path := filepath.Join(dir, "keys")
 	if err := os.WriteFile(path, []byte(keyFile), 0o600); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/ntpkit/ntpkit/internal/ntske/ntsketest"
 	"github.com/ntpkit/ntpkit/server"
 	"github.com/ntpkit/ntpkit/server/nts"
+	"github.com/ntpkit/ntpkit/server/servertest"
 )
 
 // ntsServer runs the library as an NTS server on 127.0.0.1: an NTS-KE
@@ -28,34 +29,26 @@ func ntsServer(t *testing.T, pki *ntsketest.PKI) (int, *nts.Middleware, *nts.KES
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	mw := nts.NewMiddleware(keys)
 	src := server.NewLocalSource(clock.System{}, 10)
-	s := &server.Server{Source: src, Handler: server.Chain(server.Responder(), mw.Wrap)}
-	ntpDone := make(chan error, 1)
-	go func() { ntpDone <- s.Serve(context.Background(), pc) }()
+	ts := servertest.NewServer(&server.Server{Source: src, Handler: server.Chain(server.Responder(), mw.Wrap)})
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ke := &nts.KEServer{TLSConfig: pki.ServerConfig(), Keys: keys, NTPPort: pc.LocalAddr().(*net.UDPAddr).Port}
+	ke := &nts.KEServer{TLSConfig: pki.ServerConfig(), Keys: keys, NTPPort: int(ts.Addr.Port())}
 	keDone := make(chan error, 1)
 	go func() { keDone <- ke.Serve(context.Background(), ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		ke.Shutdown(ctx)
-		s.Shutdown(ctx)
 		if err := <-keDone; !errors.Is(err, server.ErrServerClosed) {
 			t.Errorf("KE Serve: %v", err)
 		}
-		if err := <-ntpDone; !errors.Is(err, server.ErrServerClosed) {
+		if err := ts.Close(); err != nil {
 			t.Errorf("NTP Serve: %v", err)
 		}
-		pc.Close()
 	})
 	return ln.Addr().(*net.TCPAddr).Port, mw, ke
 }

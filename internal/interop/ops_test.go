@@ -2,8 +2,6 @@ package interop
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,38 +18,11 @@ import (
 	"time"
 
 	"github.com/ntpkit/ntpkit/ntpwire"
+	"github.com/ntpkit/ntpkit/server/servertest"
 )
 
 // Operations tests: the daemon run as an operator runs it, from a config
 // file, watched through its management API, reloaded with SIGHUP.
-
-// QueryNTP sends one client request to addr and returns the reply, or an
-// error when none came within timeout. A kiss-o'-death is a reply too.
-func QueryNTP(addr string, timeout time.Duration) (ntpwire.Packet, error) {
-	var rep ntpwire.Packet
-	c, err := net.Dial("udp", addr)
-	if err != nil {
-		return rep, err
-	}
-	defer c.Close()
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	req := ntpwire.Packet{Version: 4, Mode: ntpwire.ModeClient, XmitTime: ntpwire.Time(binary.BigEndian.Uint64(rnd[:]))}
-	if _, err := c.Write(req.AppendTo(nil)); err != nil {
-		return rep, err
-	}
-	c.SetReadDeadline(time.Now().Add(timeout))
-	buf := make([]byte, 1024)
-	for {
-		n, err := c.Read(buf)
-		if err != nil {
-			return rep, fmt.Errorf("no reply from %s: %w", addr, err)
-		}
-		if rep.Decode(buf[:n]) == nil && rep.Mode == ntpwire.ModeServer && rep.OrigTime == req.XmitTime {
-			return rep, nil
-		}
-	}
-}
 
 // apiGet fetches url with the bearer token (none when empty).
 func apiGet(t *testing.T, url, token string) (int, http.Header, []byte) {
@@ -238,7 +209,7 @@ func TestOpsDaemonConfigAPIReload(t *testing.T) {
 		t.Errorf("refusals do not give the reasons:\n%s", log)
 	}
 	for _, addr := range []string{fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("[::1]:%d", port)} {
-		rep, err := QueryNTP(addr, 5*time.Second)
+		rep, err := servertest.Query(addr, 5*time.Second)
 		if err != nil {
 			t.Fatalf("after a refused reload: %v", err)
 		}
@@ -259,7 +230,7 @@ func TestOpsDaemonConfigAPIReload(t *testing.T) {
 	if !strings.Contains(d.Stderr.String(), "need a restart") {
 		t.Errorf("no restart warning for a changed local section:\n%s", d.Stderr.String())
 	}
-	if rep, err := QueryNTP(fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second); err != nil || rep.Stratum != 1 {
+	if rep, err := servertest.Query(fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second); err != nil || rep.Stratum != 1 {
 		t.Errorf("after reloading a non-reloadable change: stratum %d, err %v; want 1", rep.Stratum, err)
 	}
 	st = opsStatus{}
@@ -278,7 +249,7 @@ func TestOpsDaemonConfigAPIReload(t *testing.T) {
 	d.Signal(t, syscall.SIGHUP)
 	d.WaitLogCount(t, "msg=\"config reloaded\"", 2, 10*time.Second)
 	for _, addr := range []string{fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("[::1]:%d", port)} {
-		rep, err := QueryNTP(addr, 5*time.Second)
+		rep, err := servertest.Query(addr, 5*time.Second)
 		if err != nil {
 			t.Fatalf("denied client: %v, want a kiss-o'-death", err)
 		}
@@ -293,7 +264,7 @@ func TestOpsDaemonConfigAPIReload(t *testing.T) {
 	if !strings.Contains(d.Stderr.String(), "access.deny[0]") {
 		t.Errorf("refusal does not name access.deny[0]:\n%s", d.Stderr.String())
 	}
-	if rep, err := QueryNTP(fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second); err != nil || !rep.IsKiss() {
+	if rep, err := servertest.Query(fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second); err != nil || !rep.IsKiss() {
 		t.Errorf("after a refused ACL reload: kiss %v, err %v; want the old deny rules", rep.IsKiss(), err)
 	}
 	_, _, metrics = apiGet(t, base+"/metrics", token)
@@ -328,7 +299,7 @@ func TestOpsAPIOffAndBusy(t *testing.T) {
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
 	d := StartDaemon(t, bin, "-listen", listen, "-api=")
 	d.WaitLog(t, "msg=serving", 10*time.Second)
-	if _, err := QueryNTP(listen, 5*time.Second); err != nil {
+	if _, err := servertest.Query(listen, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(d.Stderr.String(), "api listening") {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ntpkit/ntpkit/internal/ntske/ntsketest"
 	"github.com/ntpkit/ntpkit/ntpwire"
+	"github.com/ntpkit/ntpkit/server/servertest"
 	"github.com/ntpkit/ntpkit/server/symkey"
 	"github.com/ntpkit/ntpkit/upstream"
 )
@@ -170,7 +171,7 @@ func waitNTP(t *testing.T, addr string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		_, err := QueryNTP(addr, time.Second)
+		_, err := servertest.Query(addr, time.Second)
 		if err == nil {
 			return
 		}
@@ -217,7 +218,7 @@ func TestDaemonSyncsToChronydOverNTSAndKey(t *testing.T) {
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		r, err := QueryNTP(addr, time.Second)
+		r, err := servertest.Query(addr, time.Second)
 		if err == nil && r.Stratum == 11 && r.Leap == ntpwire.LeapNone {
 			break
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ntpkit/ntpkit/ntpwire"
 	"github.com/ntpkit/ntpkit/server"
+	"github.com/ntpkit/ntpkit/server/servertest"
 	"github.com/ntpkit/ntpkit/upstream"
 )
 
@@ -43,14 +44,9 @@ func TestDisciplinerSyncsToChronyd(t *testing.T) {
 		t.Fatalf("source status %+v", s)
 	}
 
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &server.Server{Source: d}
-	go srv.Serve(ctx, pc)
-	defer srv.Shutdown(context.Background())
-	r, err := QueryNTP(pc.LocalAddr().String(), time.Second)
+	ts := servertest.NewServer(&server.Server{Source: d})
+	defer ts.Close()
+	r, err := ts.Query(time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +87,7 @@ func TestDaemonSyncsFromUpstream(t *testing.T) {
 	var r ntpwire.Packet
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		r, err = QueryNTP(addr, time.Second)
+		r, err = servertest.Query(addr, time.Second)
 		if err == nil && r.Stratum != ntpwire.MaxStratum {
 			break
 		}

@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
+	"strings"
 )
 
 // ReadMessage reads records from r until an End of Message record and
@@ -219,14 +221,26 @@ func ParseResponse(msg []byte) (Response, error) {
 		case RecWarning:
 			// Warnings are advisory.
 		case RecNewCookie:
-			resp.Cookies = append(resp.Cookies, rec.Body)
+			if len(rec.Body) == 0 || len(rec.Body) > MaxCookieLen {
+				return Response{}, fmt.Errorf("ntske: cookie of %d bytes (want 1 to %d)", len(rec.Body), MaxCookieLen)
+			}
+			if len(resp.Cookies) < MaxCookies {
+				// A copy, so the cookies do not keep the message alive.
+				resp.Cookies = append(resp.Cookies, append([]byte(nil), rec.Body...))
+			}
 		case RecServer:
+			if err := checkServerName(rec.Body); err != nil {
+				return Response{}, err
+			}
 			resp.Server = string(rec.Body)
 		case RecPort:
 			if len(rec.Body) != 2 {
 				return Response{}, fmt.Errorf("ntske: port record of %d bytes", len(rec.Body))
 			}
 			resp.Port = int(binary.BigEndian.Uint16(rec.Body))
+			if resp.Port == 0 {
+				return Response{}, fmt.Errorf("ntske: server named NTP port 0")
+			}
 		default:
 			if rec.Critical {
 				return Response{}, fmt.Errorf("ntske: unknown critical record type %d", rec.Type)
@@ -247,6 +261,33 @@ func ParseResponse(msg []byte) (Response, error) {
 	}
 	resp.AEAD = AEADAESSIVCMAC256
 	return resp, nil
+}
+
+// checkServerName accepts an NTPv4 Server Negotiation name that is an IP
+// address literal or a DNS host name: 1 to MaxServerNameLen bytes, labels
+// of 1 to 63 letters, digits, hyphens or underscores, not starting or
+// ending with a hyphen, an optional final dot.
+func checkServerName(b []byte) error {
+	name := string(b)
+	if len(name) == 0 || len(name) > MaxServerNameLen {
+		return fmt.Errorf("ntske: server name of %d bytes (want 1 to %d)", len(name), MaxServerNameLen)
+	}
+	if _, err := netip.ParseAddr(name); err == nil {
+		return nil
+	}
+	bad := fmt.Errorf("ntske: server name %q is not a host name or address", name)
+	for _, label := range strings.Split(strings.TrimSuffix(name, "."), ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return bad
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return bad
+			}
+		}
+	}
+	return nil
 }
 
 // ExporterContext returns the TLS exporter context for the C2S (s2c

@@ -3,13 +3,13 @@ package ntske
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"time"
 
 	"github.com/ntpkit/ntpkit/internal/aessiv"
+	"github.com/ntpkit/ntpkit/internal/ntpclient"
 	"github.com/ntpkit/ntpkit/ntpwire"
 )
 
@@ -60,7 +60,8 @@ func (s *Session) AppendRequest(dst []byte, p *ntpwire.Packet) ([]byte, *Pending
 }
 
 // Verify checks that reply is the server's authenticated answer and adds
-// its fresh cookies to the session. On ErrNAK the session's cookies are
+// its fresh cookies to the session, keeping at most MaxCookies and
+// ignoring any longer than MaxCookieLen. On ErrNAK the session's cookies are
 // dropped: the server no longer accepts them. Any other error means the
 // datagram is not an authentic reply (it may be forged) and should be
 // ignored.
@@ -72,7 +73,14 @@ func (pr *Pending) Verify(reply []byte) error {
 	if err != nil {
 		return err
 	}
-	pr.sess.Cookies = append(pr.sess.Cookies, cookies...)
+	for _, c := range cookies {
+		if len(pr.sess.Cookies) >= MaxCookies {
+			break
+		}
+		if len(c) > 0 && len(c) <= MaxCookieLen {
+			pr.sess.Cookies = append(pr.sess.Cookies, c)
+		}
+	}
 	return nil
 }
 
@@ -87,9 +95,10 @@ func (s *Session) Query(ctx context.Context, conn net.Conn, now func() time.Time
 	}
 	// The transmit timestamp is random, as RFC 9109 recommends; the
 	// reply's origin must echo it.
-	var xmit [8]byte
-	rand.Read(xmit[:])
-	p := ntpwire.Packet{Version: 4, Mode: ntpwire.ModeClient, XmitTime: ntpwire.Time(binary.BigEndian.Uint64(xmit[:]))}
+	p, err := ntpclient.Request(nil, 4)
+	if err != nil {
+		return QueryResult{}, fmt.Errorf("ntske: %w", err)
+	}
 	req, pending, err := s.AppendRequest(nil, &p)
 	if err != nil {
 		return QueryResult{}, err
@@ -104,15 +113,17 @@ func (s *Session) Query(ctx context.Context, conn net.Conn, now func() time.Time
 		return QueryResult{}, fmt.Errorf("ntske: send NTP request: %w", err)
 	}
 	buf := make([]byte, 2048)
+	var t4 time.Time
+	read := func(b []byte) (int, time.Time, error) {
+		n, err := conn.Read(b)
+		t4 = now()
+		return n, time.Time{}, err
+	}
 	for {
-		n, err := conn.Read(buf)
+		// Datagrams that are not the answer to this request are skipped.
+		reply, n, _, err := ntpclient.ReadReply(read, buf, p.XmitTime, nil)
 		if err != nil {
 			return QueryResult{}, fmt.Errorf("ntske: read NTP reply: %w", err)
-		}
-		t4 := now()
-		var reply ntpwire.Packet
-		if reply.Decode(buf[:n]) != nil || reply.OrigTime != p.XmitTime {
-			continue // not the answer to this request
 		}
 		if err := pending.Verify(buf[:n]); errors.Is(err, ErrNAK) {
 			return QueryResult{}, err

@@ -56,6 +56,22 @@ const ExporterLabel = "EXPORTER-network-time-security"
 // Real requests are a few dozen bytes and responses about a kilobyte.
 const MaxMessage = 64 * 1024
 
+// Bounds a client puts on what a KE server hands it. A server could
+// otherwise grow the client's memory with cookies and make it send
+// datagrams as long as a cookie plus its placeholders, to an address the
+// server names.
+const (
+	// MaxCookies is the most cookies a client keeps (RFC 8915 §6 has
+	// servers send 8).
+	MaxCookies = 8
+	// MaxCookieLen is the longest cookie a client accepts, chrony's bound;
+	// ntpkit's own are 104 bytes.
+	MaxCookieLen = 256
+	// MaxServerNameLen is the longest NTPv4 Server Negotiation name
+	// accepted, a DNS name's limit.
+	MaxServerNameLen = 253
+)
+
 // Errors of the codec.
 var (
 	// ErrTruncated means the bytes end inside a record.

@@ -128,7 +128,7 @@ func (a *authService) bind(ctx context.Context) (net.Listener, error) {
 // Shutdown.
 func (a *authService) serve(ctx context.Context, ln net.Listener) error {
 	a.logger.Info("nts-ke listening", "addr", ln.Addr().String(), "ntp_port", a.ke.NTPPort)
-	if err := a.ke.Serve(ctx, ln); !errors.Is(err, server.ErrServerClosed) {
+	if err := a.ke.Serve(ctx, ln); !errors.Is(err, server.ErrServerClosed) && ctx.Err() == nil {
 		return err
 	}
 	return nil

@@ -108,6 +108,12 @@ func New(o Options) (*Daemon, error) {
 	if d.authn, err = newAuthService(&o, logger); err != nil {
 		return nil, err
 	}
+	if d.authn.ntsMW != nil {
+		// NTS NAKs share the reflection budget with KoDs and leaked
+		// replies (RateLimit.KissPerSecond).
+		d.authn.ntsMW.SetNAKLimit(d.guards.cur.kiss)
+		d.guards.onBudget = d.authn.ntsMW.SetNAKLimit
+	}
 	// Authentication sits inside access control and rate limiting.
 	mw := append(d.guards.middleware(), d.authn.middleware()...)
 	d.srv = &server.Server{

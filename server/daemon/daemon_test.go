@@ -16,6 +16,7 @@ import (
 	"github.com/ntpkit/ntpkit/ntpwire"
 	"github.com/ntpkit/ntpkit/ratelimit"
 	"github.com/ntpkit/ntpkit/server"
+	"github.com/ntpkit/ntpkit/server/servertest"
 	"github.com/ntpkit/ntpkit/upstream"
 )
 
@@ -252,23 +253,8 @@ func TestRunWaitsForDiscipliner(t *testing.T) {
 // exchange sends one client request to addr and waits for the reply.
 func exchange(t *testing.T, addr string) ntpwire.Packet {
 	t.Helper()
-	c, err := net.Dial("udp", addr)
+	rep, err := servertest.Query(addr, 5*time.Second)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	req := ntpwire.Packet{Version: 4, Mode: ntpwire.ModeClient, XmitTime: 0x1234}
-	if _, err := c.Write(req.AppendTo(nil)); err != nil {
-		t.Fatal(err)
-	}
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 512)
-	n, err := c.Read(buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep ntpwire.Packet
-	if err := rep.Decode(buf[:n]); err != nil {
 		t.Fatal(err)
 	}
 	return rep

@@ -111,6 +111,9 @@ type guards struct {
 	ctx       context.Context // set by start; nil before and after stop
 	stopNames context.CancelFunc
 	wg        sync.WaitGroup
+	// onBudget, when set, is called with the reflection budget each time
+	// commit replaces it; the daemon puts NTS NAKs under it.
+	onBudget func(*ratelimit.Global)
 }
 
 // newGuards builds the middleware for a and r. Call start to run name
@@ -187,6 +190,9 @@ func (g *guards) commit(p *guardParts) {
 	}
 	g.ac.Update(p.accessOptions())
 	g.rl.Update(p.rateOptions())
+	if p.kiss != g.cur.kiss && g.onBudget != nil {
+		g.onBudget(p.kiss)
+	}
 	g.cur = p
 	g.logConfig(p)
 }
@@ -226,5 +232,6 @@ func (p *guardParts) rateOptions() server.RateLimitOptions {
 		Leak:      p.rate.Leak,
 		Kiss:      p.rate.Kiss,
 		KissLimit: p.kiss,
+		LeakLimit: p.kiss,
 	}
 }

@@ -112,10 +112,11 @@ type RateLimit struct {
 	// no cap. GlobalBurst is the cap's burst; 0: one second's worth.
 	GlobalPerSecond float64
 	GlobalBurst     int
-	// KissPerSecond is the budget of kiss-o'-death replies per second,
-	// shared by Access and RateLimit and applied even when the limits
-	// are off, so that spoofed floods cannot turn the server into a KoD
-	// reflector. It must be above 0 when either sends KoDs.
+	// KissPerSecond is the reflection budget, per second: the
+	// kiss-o'-death replies of Access and RateLimit, the replies Leak
+	// lets through and NTS NAKs all draw from it, even when the limits
+	// are off, so that spoofed floods cannot turn the server into a
+	// reflector. It must be above 0 when either sends KoDs or Leak is on.
 	KissPerSecond float64
 }
 
@@ -209,6 +210,8 @@ func (r *RateLimit) validate(a *Access) error {
 		return fmt.Errorf("daemon: RateLimit.KissPerSecond %v must be 0 or above", r.KissPerSecond)
 	case r.KissPerSecond == 0 && (a.Kiss || r.Kiss && r.Enabled):
 		return errors.New("daemon: RateLimit.KissPerSecond must be above 0 when Access.Kiss or RateLimit.Kiss is on")
+	case r.KissPerSecond == 0 && r.Enabled && r.Leak > 0:
+		return errors.New("daemon: RateLimit.KissPerSecond must be above 0 when RateLimit.Leak is on: it bounds leaked replies")
 	}
 	if r.Enabled {
 		if err := r.Client.Validate(); err != nil {

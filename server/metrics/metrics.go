@@ -200,6 +200,7 @@ func (b *builder) middleware(ac *server.AccessStats, rl *server.RateLimitStats) 
 		b.sample(float64(rl.Kissed), "action", "kissed")
 		b.sample(float64(rl.Dropped), "action", "dropped")
 		b.counter("ntpkit_ratelimit_kiss_budget_exhausted_total", "Rate-limited requests dropped because the kiss-o'-death budget was spent.", rl.KissLimited)
+		b.counter("ntpkit_ratelimit_leak_budget_exhausted_total", "Over-limit requests leak would have answered, dropped because the reflection budget was spent.", rl.LeakLimited)
 	}
 }
 
@@ -212,6 +213,7 @@ func (b *builder) auth(s daemon.Stats) {
 		b.sample(float64(s.NTS.AuthFailures), "result", "auth_failure")
 		b.sample(float64(s.NTS.Malformed), "result", "malformed")
 		b.counter("ntpkit_nts_cookies_sent_total", "Fresh NTS cookies sent in NTP replies.", s.NTS.Cookies)
+		b.counter("ntpkit_nts_nak_budget_exhausted_total", "NTS NAKs not sent because the reflection budget was spent.", s.NTS.NAKLimited)
 	}
 	if s.NTSKE != nil {
 		b.family("ntpkit_nts_ke_sessions_total", Counter, "NTS-KE sessions, by outcome.")
@@ -220,6 +222,10 @@ func (b *builder) auth(s daemon.Stats) {
 		b.sample(float64(s.NTSKE.RequestErrors), "result", "request_error")
 		b.sample(float64(s.NTSKE.Unsupported), "result", "unsupported")
 		b.sample(float64(s.NTSKE.InternalErrors), "result", "internal_error")
+		b.family("ntpkit_nts_ke_refused_total", Counter, "NTS-KE connections closed unanswered, by reason: over the source's connection rate or its concurrent sessions.")
+		b.sample(float64(s.NTSKE.RateLimited), "reason", "rate_limited")
+		b.sample(float64(s.NTSKE.SourceBusy), "reason", "source_busy")
+		b.counter("ntpkit_nts_ke_accept_errors_total", "Temporary NTS-KE accept errors (such as too many open files), retried.", s.NTSKE.AcceptErrors)
 	}
 	if s.MAC != nil {
 		b.family("ntpkit_mac_requests_total", Counter, "NTP requests carrying a symmetric-key MAC, by outcome.")
@@ -341,6 +347,7 @@ func DropReasons(d server.DropStats) []Count {
 		{"mode", d.Mode},
 		{"control", d.Control},
 		{"malformed", d.Malformed},
+		{"zero_port", d.ZeroPort},
 		{"handler", d.Handler},
 		{"oversize", d.Oversize},
 		{"send_error", d.SendError},
@@ -363,5 +370,7 @@ func RejectReasons(r upstream.Rejects) []Count {
 		{"kiss_rstr", r.KissRstr},
 		{"kiss_other", r.KissOther},
 		{"timeout", r.Timeout},
+		{"loop", r.Loop},
+		{"popcorn", r.Popcorn},
 	}
 }

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ntpkit/ntpkit/internal/ntske"
+	"github.com/ntpkit/ntpkit/ratelimit"
 	"github.com/ntpkit/ntpkit/server"
 )
 
@@ -20,6 +22,23 @@ const (
 	DefaultCookies     = 8
 	DefaultMaxSessions = 128
 	DefaultKETimeout   = 10 * time.Second
+	// DefaultHandshakeTimeout bounds the TLS handshake of a session: a
+	// real client finishes it in a round trip or two, so a connection
+	// still silent after it is cut off and its slot freed.
+	DefaultHandshakeTimeout = 2 * time.Second
+	// DefaultMaxSessionsPerSource bounds the sessions one source (an
+	// IPv4 address or an IPv6 /64) runs at once.
+	DefaultMaxSessionsPerSource = 4
+	// DefaultKERateInterval and DefaultKERateBurst are the per-source
+	// connection rate limit of a KEServer without RateLimit: bursts of 16
+	// connections, then one per second on average. A client needs one
+	// session per cookie run, hours apart.
+	DefaultKERateInterval = time.Second
+	DefaultKERateBurst    = 16
+	// keRateMemory sizes the default rate-limit table: 4096 sources.
+	keRateMemory = 64 << 10
+	// maxAcceptDelay caps the back-off after temporary accept errors.
+	maxAcceptDelay = time.Second
 	// MaxKERequest bounds a client's KE request. Real ones are about 20
 	// bytes; a client sending more is cut off with a Bad Request error.
 	MaxKERequest = 4096
@@ -28,9 +47,20 @@ const (
 // KEServer is an NTS Key Establishment server (RFC 8915 §4). Each TLS 1.3
 // session negotiates NTPv4 and AEAD_AES_SIV_CMAC_256, exports the C2S and
 // S2C keys and returns cookies sealed with Keys. Sessions that are
-// malformed get an Error record; sessions that take longer than Timeout in
-// total, slow ones included, are cut off; at most MaxSessions run at once
-// and further connections wait in the listen backlog.
+// malformed get an Error record.
+//
+// Idle or slow connections cannot hold the server: a session's TLS
+// handshake must finish within HandshakeTimeout and the whole session
+// within Timeout; one source (an IPv4 address, an IPv6 /64) runs at most
+// MaxSessionsPerSource sessions at once and opens connections at the rate
+// RateLimit allows, and a connection over either limit is closed at once,
+// before any TLS work. At most MaxSessions run in all; further
+// connections wait in the listen backlog.
+//
+// Serve takes ownership of its listener and closes it when it returns.
+// Temporary accept errors (too many open files, for one) are logged and
+// retried with a back-off, as net/http does; Listeners reports whether
+// each accept loop is still running.
 //
 // Set the fields before Serve; do not change them afterwards.
 type KEServer struct {
@@ -52,32 +82,69 @@ type KEServer struct {
 	MaxSessions int
 	// Timeout bounds a whole session, handshake included; 0 means 10 s.
 	Timeout time.Duration
+	// HandshakeTimeout bounds the TLS handshake; 0 means
+	// DefaultHandshakeTimeout (2 s). It is capped by Timeout.
+	HandshakeTimeout time.Duration
+	// MaxSessionsPerSource bounds the concurrent sessions of one IPv4
+	// address or IPv6 /64; 0 means DefaultMaxSessionsPerSource (4), a
+	// negative value no bound.
+	MaxSessionsPerSource int
+	// RateLimit limits how often one source may connect (chrony's
+	// ntsratelimit); connections over it are closed unanswered. Nil means
+	// a table of 4096 sources with DefaultKERateInterval and
+	// DefaultKERateBurst, IPv6 grouped by /64.
+	RateLimit *ratelimit.Table
 	// Logger receives per-session failures at debug level. Nil means none.
 	Logger *slog.Logger
 
 	initOnce sync.Once
 	tlsCfg   *tls.Config
 	sem      chan struct{}
+	rate     *ratelimit.Table
 	mu       sync.Mutex
-	lns      map[net.Listener]struct{}
+	lns      map[net.Listener]*listenerState
 	conns    map[net.Conn]struct{}
+	perSrc   map[netip.Prefix]int // running sessions by source; at most MaxSessions keys
 	closed   bool
+	done     chan struct{} // closed by Shutdown and Close
 	wg       sync.WaitGroup
 	stats    keCounters
 }
 
 type keCounters struct {
 	sessions, served, handshakeErrors, requestErrors, unsupported, internalErrors atomic.Uint64
+	rateLimited, sourceBusy, acceptErrors                                         atomic.Uint64
 }
 
 // KEStats counts KE sessions.
 type KEStats struct {
-	Sessions        uint64 // connections accepted
+	Sessions        uint64 // connections accepted and run as sessions
 	Served          uint64 // sessions that received cookies
 	HandshakeErrors uint64 // TLS handshake failed, timed out, or no ALPN
 	RequestErrors   uint64 // malformed, oversized or slow requests
 	Unsupported     uint64 // clients offering neither NTPv4 nor AES-SIV-CMAC-256
 	InternalErrors  uint64 // key export or cookie sealing failed
+	RateLimited     uint64 // connections closed: over the source's rate limit
+	SourceBusy      uint64 // connections closed: source at MaxSessionsPerSource
+	AcceptErrors    uint64 // temporary accept errors retried
+}
+
+// ListenerStatus is the state of one listener given to Serve.
+type ListenerStatus struct {
+	// Addr is the listener's address.
+	Addr net.Addr
+	// Serving reports whether Serve's accept loop is running.
+	Serving bool
+	// Err is why the accept loop ended (nil while Serving, and after
+	// Shutdown, Close or the end of Serve's context), or the last
+	// temporary accept error while it is retrying.
+	Err error
+}
+
+type listenerState struct {
+	addr    net.Addr
+	serving bool
+	err     error
 }
 
 // Stats returns the session counters.
@@ -89,7 +156,37 @@ func (s *KEServer) Stats() KEStats {
 		RequestErrors:   s.stats.requestErrors.Load(),
 		Unsupported:     s.stats.unsupported.Load(),
 		InternalErrors:  s.stats.internalErrors.Load(),
+		RateLimited:     s.stats.rateLimited.Load(),
+		SourceBusy:      s.stats.sourceBusy.Load(),
+		AcceptErrors:    s.stats.acceptErrors.Load(),
 	}
+}
+
+// Listeners reports the state of every listener given to Serve, in no
+// particular order; a listener whose accept loop failed stays listed, with
+// Serving false and the error, so a health check can report it. Listeners
+// whose Serve ended by Shutdown, Close or its context are not listed.
+func (s *KEServer) Listeners() []ListenerStatus {
+	s.init()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ListenerStatus, 0, len(s.lns))
+	for _, st := range s.lns {
+		out = append(out, ListenerStatus{Addr: st.addr, Serving: st.serving, Err: st.err})
+	}
+	return out
+}
+
+// Healthy reports whether every listener given to Serve is still
+// accepting connections, and there is at least one.
+func (s *KEServer) Healthy() bool {
+	ls := s.Listeners()
+	for _, l := range ls {
+		if !l.Serving {
+			return false
+		}
+	}
+	return len(ls) > 0
 }
 
 func (s *KEServer) init() {
@@ -106,8 +203,19 @@ func (s *KEServer) init() {
 			n = DefaultMaxSessions
 		}
 		s.sem = make(chan struct{}, n)
-		s.lns = make(map[net.Listener]struct{})
+		s.lns = make(map[net.Listener]*listenerState)
 		s.conns = make(map[net.Conn]struct{})
+		s.perSrc = make(map[netip.Prefix]int)
+		s.done = make(chan struct{})
+		s.rate = s.RateLimit
+		if s.rate == nil {
+			// The configuration is valid, so New cannot fail.
+			s.rate, _ = ratelimit.New(ratelimit.Config{
+				Interval:    DefaultKERateInterval,
+				Burst:       DefaultKERateBurst,
+				MemoryBytes: keRateMemory,
+			})
+		}
 	})
 }
 
@@ -124,51 +232,98 @@ func (s *KEServer) ListenAndServe(ctx context.Context, addr string) error {
 	return s.Serve(ctx, ln)
 }
 
-// Serve accepts KE sessions on ln until ctx ends or Shutdown is called; it
-// closes ln and always returns a non-nil error, server.ErrServerClosed
-// after Shutdown or the end of ctx.
+// Serve accepts KE sessions on ln until ctx ends, Shutdown or Close is
+// called, or accepting fails for good. Serve takes ownership of ln and
+// closes it when it returns. It always returns a non-nil error:
+// server.ErrServerClosed after Shutdown or Close, ctx.Err() when ctx ends,
+// otherwise the accept error, which Listeners keeps reporting. Temporary
+// accept errors, such as running out of file descriptors, do not end it:
+// it logs them at warning level and retries after a back-off growing from
+// 5 ms to 1 s.
 func (s *KEServer) Serve(ctx context.Context, ln net.Listener) error {
 	s.init()
 	if s.Keys == nil {
 		ln.Close()
 		return errors.New("nts: KEServer has no KeyStore")
 	}
+	st := &listenerState{addr: ln.Addr(), serving: true}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		ln.Close()
 		return server.ErrServerClosed
 	}
-	s.lns[ln] = struct{}{}
+	s.lns[ln] = st
 	s.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() { s.closeListeners() })
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
-	defer func() {
-		s.mu.Lock()
+	err := s.acceptLoop(ctx, ln, st)
+	ln.Close()
+	s.mu.Lock()
+	if errors.Is(err, server.ErrServerClosed) || errors.Is(err, ctx.Err()) {
 		delete(s.lns, ln)
-		s.mu.Unlock()
-		ln.Close()
-	}()
+	} else {
+		st.serving, st.err = false, err
+	}
+	s.mu.Unlock()
+	return err
+}
+
+func (s *KEServer) acceptLoop(ctx context.Context, ln net.Listener, st *listenerState) error {
+	var delay time.Duration
+	ended := func() error {
+		if s.isClosed() {
+			return server.ErrServerClosed
+		}
+		return ctx.Err()
+	}
 	for {
 		select {
 		case s.sem <- struct{}{}:
 		case <-ctx.Done():
+			return ended()
+		case <-s.done:
 			return server.ErrServerClosed
 		}
 		c, err := ln.Accept()
 		if err != nil {
 			<-s.sem
-			if s.isClosed() || ctx.Err() != nil {
+			if err := ended(); err != nil {
+				return err
+			}
+			if !isTemporary(err) {
+				return fmt.Errorf("nts: accept on %v: %w", ln.Addr(), err)
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), maxAcceptDelay)
+			s.stats.acceptErrors.Add(1)
+			s.setListenerErr(st, err)
+			if s.Logger != nil {
+				s.Logger.Warn("NTS-KE accept failed; retrying", "addr", ln.Addr().String(), "err", err, "retry_in", delay)
+			}
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return ended()
+			case <-s.done:
+				t.Stop()
 				return server.ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			return fmt.Errorf("nts: accept: %w", err)
+			continue
+		}
+		if delay != 0 {
+			delay = 0
+			s.setListenerErr(st, nil)
+		}
+		src := sourceOf(c.RemoteAddr())
+		if !s.admit(src) {
+			<-s.sem
+			c.Close()
+			continue
 		}
 		if !s.track(c) {
+			s.release(src)
 			<-s.sem
 			c.Close()
 			return server.ErrServerClosed
@@ -177,9 +332,77 @@ func (s *KEServer) Serve(ctx context.Context, ln net.Listener) error {
 		go func() {
 			defer s.wg.Done()
 			defer func() { <-s.sem }()
+			defer s.release(src)
 			defer s.untrack(c)
 			s.session(c)
 		}()
+	}
+}
+
+// isTemporary reports whether an accept error may go away by itself: too
+// many open files, a connection reset before it was accepted, a timeout.
+func isTemporary(err error) bool {
+	var te interface{ Temporary() bool }
+	var ne net.Error
+	return errors.As(err, &te) && te.Temporary() || errors.As(err, &ne) && ne.Timeout()
+}
+
+func (s *KEServer) setListenerErr(st *listenerState, err error) {
+	s.mu.Lock()
+	st.err = err
+	s.mu.Unlock()
+}
+
+// sourceOf returns the source a connection from a counts against: its
+// IPv4 address or IPv6 /64. It is the zero Prefix for addresses that are
+// not IP.
+func sourceOf(a net.Addr) netip.Prefix {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return netip.Prefix{}
+	}
+	ip := ta.AddrPort().Addr().Unmap().WithZone("")
+	bits := 32
+	if ip.Is6() {
+		bits = 64
+	}
+	p, _ := ip.Prefix(bits)
+	return p
+}
+
+// admit applies the per-source rate limit and session cap to a new
+// connection from src, counting the session if it is admitted; release
+// undoes the count.
+func (s *KEServer) admit(src netip.Prefix) bool {
+	if !src.IsValid() {
+		return true
+	}
+	if !s.rate.Allow(time.Now(), src.Addr()) {
+		s.stats.rateLimited.Add(1)
+		return false
+	}
+	limit := s.MaxSessionsPerSource
+	if limit == 0 {
+		limit = DefaultMaxSessionsPerSource
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if limit > 0 && s.perSrc[src] >= limit {
+		s.stats.sourceBusy.Add(1)
+		return false
+	}
+	s.perSrc[src]++
+	return true
+}
+
+func (s *KEServer) release(src netip.Prefix) {
+	if !src.IsValid() {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perSrc[src]--; s.perSrc[src] <= 0 {
+		delete(s.perSrc, src)
 	}
 }
 
@@ -207,23 +430,24 @@ func (s *KEServer) untrack(c net.Conn) {
 	s.mu.Unlock()
 }
 
-func (s *KEServer) closeListeners() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// closeLocked marks s closed and closes its listeners; s.mu is held.
+func (s *KEServer) closeLocked() {
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+	}
 	for ln := range s.lns {
 		ln.Close()
 	}
 }
 
 // Shutdown stops accepting sessions and waits for running ones to finish
-// (each is bounded by Timeout) or for ctx to end, when it cuts them off.
+// (each is bounded by Timeout) or for ctx to end, when it cuts them off
+// and returns ctx.Err(). Serve calls return server.ErrServerClosed.
 func (s *KEServer) Shutdown(ctx context.Context) error {
 	s.init()
 	s.mu.Lock()
-	s.closed = true
-	for ln := range s.lns {
-		ln.Close()
-	}
+	s.closeLocked()
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
@@ -241,6 +465,19 @@ func (s *KEServer) Shutdown(ctx context.Context) error {
 	}
 }
 
+// Close closes every listener and every running session at once. Serve
+// calls return server.ErrServerClosed.
+func (s *KEServer) Close() error {
+	s.init()
+	s.mu.Lock()
+	s.closeLocked()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	return nil
+}
+
 func (s *KEServer) debug(msg string, c net.Conn, err error) {
 	if s.Logger != nil {
 		s.Logger.Debug(msg, "client", c.RemoteAddr().String(), "err", err)
@@ -253,7 +490,12 @@ func (s *KEServer) session(c net.Conn) {
 	if timeout <= 0 {
 		timeout = DefaultKETimeout
 	}
-	c.SetDeadline(time.Now().Add(timeout))
+	hs := s.HandshakeTimeout
+	if hs <= 0 {
+		hs = DefaultHandshakeTimeout
+	}
+	start := time.Now()
+	c.SetDeadline(start.Add(min(hs, timeout)))
 	tc := tls.Server(c, s.tlsCfg)
 	defer tc.Close()
 	if err := tc.Handshake(); err != nil {
@@ -261,6 +503,7 @@ func (s *KEServer) session(c net.Conn) {
 		s.debug("NTS-KE handshake failed", c, err)
 		return
 	}
+	c.SetDeadline(start.Add(timeout))
 	st := tc.ConnectionState()
 	if st.NegotiatedProtocol != ntske.ALPN {
 		s.stats.handshakeErrors.Add(1)

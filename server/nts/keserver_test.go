@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -152,5 +153,142 @@ func TestKESessionLimit(t *testing.T) {
 	}
 	if waited := time.Since(start); waited < 200*time.Millisecond {
 		t.Fatalf("second session ran after %v, before the first timed out", waited)
+	}
+}
+
+// idleFlood opens idle TCP connections to addr from the loopback address
+// from, up to max of them, one every 5 ms, until stop is closed; it
+// returns when all are closed again.
+func idleFlood(t *testing.T, addr, from string, max int, stop <-chan struct{}) func() {
+	t.Helper()
+	var conns []net.Conn
+	done := make(chan struct{})
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: time.Second}
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for len(conns) < max {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			c, err := d.Dial("tcp", addr)
+			if err != nil {
+				continue
+			}
+			conns = append(conns, c)
+		}
+	}()
+	return func() {
+		<-done
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+}
+
+// TestKEIdleFlood floods the KE server with idle connections from two
+// loopback addresses, enough to hold every session slot of a server
+// without per-source limits for its whole 10 s session timeout, while a
+// real client from a third address runs six exchanges with a 3 s timeout:
+// all must succeed.
+func TestKEIdleFlood(t *testing.T) {
+	if testing.Short() {
+		t.Skip("floods for a few seconds")
+	}
+	pki := ntsketest.New(t)
+	keys, _ := NewKeyStore(nil, 0, nil)
+	ke := &KEServer{TLSConfig: pki.ServerConfig(), Keys: keys}
+	addr := startKE(t, ke)
+	stop := make(chan struct{})
+	var waits []func()
+	for _, from := range []string{"127.0.0.2", "127.0.0.3"} {
+		waits = append(waits, idleFlood(t, addr, from, 300, stop))
+	}
+	defer func() {
+		close(stop)
+		for _, w := range waits {
+			w()
+		}
+	}()
+	// Let the flood take the slots a server without limits would give it.
+	deadline := time.Now().Add(5 * time.Second)
+	for ke.Stats().Sessions < DefaultMaxSessions && ke.Stats().RateLimited+ke.Stats().SourceBusy < DefaultMaxSessions {
+		if time.Now().After(deadline) {
+			t.Fatalf("flood did not start: %+v", ke.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cfg := pki.ClientConfig()
+	cfg.ServerName = "localhost"
+	ok := 0
+	const tries = 6
+	for range tries {
+		if _, err := ntske.Exchange(context.Background(), addr, cfg, 3*time.Second); err != nil {
+			t.Logf("exchange during flood: %v", err)
+			continue
+		}
+		ok++
+	}
+	st := ke.Stats()
+	t.Logf("real client: %d of %d exchanges; server %+v", ok, tries, st)
+	if ok != tries {
+		t.Errorf("real client got keys %d of %d times during an idle flood", ok, tries)
+	}
+	if st.SourceBusy+st.RateLimited == 0 {
+		t.Errorf("no flood connection refused: %+v", st)
+	}
+}
+
+// TestKEHandshakeTimeout checks that a connection that never starts its
+// TLS handshake is closed after HandshakeTimeout, not the session Timeout,
+// and that a fifth concurrent connection from one source is closed at
+// once.
+func TestKEHandshakeTimeout(t *testing.T) {
+	pki := ntsketest.New(t)
+	keys, _ := NewKeyStore(nil, 0, nil)
+	ke := &KEServer{TLSConfig: pki.ServerConfig(), Keys: keys, Timeout: time.Minute, HandshakeTimeout: 200 * time.Millisecond}
+	addr := startKE(t, ke)
+	var conns []net.Conn
+	for range DefaultMaxSessionsPerSource + 1 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	start := time.Now()
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("conn %d: read %v, want the server to close it", i, err)
+		}
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("idle connections held for %v", d)
+	}
+	st := ke.Stats()
+	if st.SourceBusy != 1 || st.HandshakeErrors != DefaultMaxSessionsPerSource {
+		t.Errorf("stats %+v, want 1 source-busy refusal and %d handshake errors", st, DefaultMaxSessionsPerSource)
+	}
+}
+
+func TestSourceOf(t *testing.T) {
+	for _, tc := range []struct{ addr, want string }{
+		{"192.0.2.7:4460", "192.0.2.7/32"},
+		{"[::ffff:192.0.2.7]:4460", "192.0.2.7/32"},
+		{"[2001:db8:1:2:aaaa::1]:4460", "2001:db8:1:2::/64"},
+		{"[fe80::1%eth0]:4460", "fe80::/64"},
+	} {
+		a, err := net.ResolveTCPAddr("tcp", tc.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sourceOf(a).String(); got != tc.want {
+			t.Errorf("sourceOf(%s) = %s, want %s", tc.addr, got, tc.want)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/ntpkit/ntpkit/internal/aessiv"
 	"github.com/ntpkit/ntpkit/internal/ntske"
 	"github.com/ntpkit/ntpkit/ntpwire"
+	"github.com/ntpkit/ntpkit/ratelimit"
 	"github.com/ntpkit/ntpkit/server"
 )
 
@@ -36,14 +37,15 @@ const maxReplyCookies = 8
 // fields, with a legacy MAC or with other extension fields pass through
 // untouched.
 type Middleware struct {
-	keys  *KeyStore
-	cache *keyCache
-	stats mwCounters
-	pool  sync.Pool // of *exchange
+	keys    *KeyStore
+	cache   *keyCache
+	nakBudg atomic.Pointer[ratelimit.Global]
+	stats   mwCounters
+	pool    sync.Pool // of *authExchange
 }
 
 type mwCounters struct {
-	requests, authenticated, naks, authFailures, malformed, cookies atomic.Uint64
+	requests, authenticated, naks, authFailures, malformed, cookies, nakLimited atomic.Uint64
 }
 
 // Stats counts what Middleware did.
@@ -54,6 +56,7 @@ type Stats struct {
 	AuthFailures  uint64 // requests dropped: authenticator did not verify
 	Malformed     uint64 // requests dropped: missing or repeated NTS fields
 	Cookies       uint64 // fresh cookies sent in replies
+	NAKLimited    uint64 // NAKs not sent: the NAK budget was spent
 }
 
 // NewMiddleware returns NTS middleware opening cookies with keys, the
@@ -71,8 +74,18 @@ func (m *Middleware) Stats() Stats {
 		AuthFailures:  m.stats.authFailures.Load(),
 		Malformed:     m.stats.malformed.Load(),
 		Cookies:       m.stats.cookies.Load(),
+		NAKLimited:    m.stats.nakLimited.Load(),
 	}
 }
+
+// SetNAKLimit sets the budget of NTS NAKs: over it, requests whose cookie
+// cannot be opened are dropped instead of NAKed. A NAK goes to the
+// request's unauthenticated source address and is no longer than the
+// request, like a KoD; give it the same *ratelimit.Global as the
+// rate limiter's and access control's KissLimit and LeakLimit to put all
+// such replies under one budget. Nil, the default, means no bound beyond
+// the rate limiter in front. It may be called at any time.
+func (m *Middleware) SetNAKLimit(g *ratelimit.Global) { m.nakBudg.Store(g) }
 
 // Wrap returns next behind NTS authentication; it is a server.Middleware.
 func (m *Middleware) Wrap(next server.Handler) server.Handler {
@@ -160,7 +173,7 @@ func (m *Middleware) serve(next server.Handler, w server.ResponseWriter, r *serv
 		m.stats.malformed.Add(1)
 		return
 	}
-	x := m.exchange()
+	x := m.acquire()
 	defer m.release(x)
 	c2s, s2c, err := m.keys.openCookie(&x.sc, x.plain[:0], q.cookie)
 	if err != nil {
@@ -195,15 +208,15 @@ func (m *Middleware) serve(next server.Handler, w server.ResponseWriter, r *serv
 	next.ServeNTP(x, r)
 }
 
-// exchange returns a pooled exchange, allocating one only when the pool
-// is empty.
-func (m *Middleware) exchange() *exchange {
-	if x, ok := m.pool.Get().(*exchange); ok {
+// acquire returns a pooled authExchange, allocating one only when the
+// pool is empty.
+func (m *Middleware) acquire() *authExchange {
+	if x, ok := m.pool.Get().(*authExchange); ok {
 		return x
 	}
 	var seed [32]byte
 	crand.Read(seed[:])
-	x := &exchange{m: m, rnd: mrand.NewChaCha8(seed)}
+	x := &authExchange{m: m, rnd: mrand.NewChaCha8(seed)}
 	x.sealReply = func(pkt []byte) ([]byte, error) { return x.seal(pkt, true) }
 	x.sealKiss = func(pkt []byte) ([]byte, error) {
 		ntpwire.PutXmitTime(pkt, x.kissXmit) // a KoD carries no time
@@ -213,7 +226,7 @@ func (m *Middleware) exchange() *exchange {
 }
 
 // release clears x's references and key material and pools it.
-func (m *Middleware) release(x *exchange) {
+func (m *Middleware) release(x *authExchange) {
 	x.w, x.r, x.q, x.ck, x.c2s, x.s2c = nil, nil, ntsRequest{}, nil, nil, nil
 	clear(x.plain[:])
 	m.pool.Put(x)
@@ -221,6 +234,10 @@ func (m *Middleware) release(x *exchange) {
 
 // nak sends an NTS NAK: a KoD NTSN echoing the Unique Identifier.
 func (m *Middleware) nak(w server.ResponseWriter, r *server.Request, uidField []byte) {
+	if !m.nakBudg.Load().Allow(r.Received) {
+		m.stats.nakLimited.Add(1)
+		return
+	}
 	k := ntpwire.NewKiss(&r.Packet, ntpwire.KissNTSN)
 	err := w.ReplySealed(k, func(pkt []byte) ([]byte, error) {
 		ntpwire.PutXmitTime(pkt, k.XmitTime) // a KoD carries no time
@@ -231,11 +248,11 @@ func (m *Middleware) nak(w server.ResponseWriter, r *server.Request, uidField []
 	}
 }
 
-// exchange is the working state of one authenticated request, and the
+// authExchange is the working state of one authenticated request, and the
 // ResponseWriter the next handler gets: it seals the handler's replies.
 // Exchanges are pooled, with their seal functions bound once, so an NTS
 // request allocates nothing once the pool and the key cache are warm.
-type exchange struct {
+type authExchange struct {
 	m        *Middleware
 	w        server.ResponseWriter
 	r        *server.Request
@@ -257,12 +274,12 @@ type exchange struct {
 
 // Reply sends p with the Unique Identifier, fresh cookies and the
 // authenticator.
-func (x *exchange) Reply(p ntpwire.Packet) error {
+func (x *authExchange) Reply(p ntpwire.Packet) error {
 	return x.w.ReplySealed(p, x.sealReply)
 }
 
 // Kiss sends an authenticated KoD, without cookies.
-func (x *exchange) Kiss(code ntpwire.RefID) error {
+func (x *authExchange) Kiss(code ntpwire.RefID) error {
 	k := ntpwire.NewKiss(&x.r.Packet, code)
 	x.kissXmit = k.XmitTime
 	return x.w.ReplySealed(k, x.sealKiss)
@@ -271,13 +288,13 @@ func (x *exchange) Kiss(code ntpwire.RefID) error {
 var errNested = errors.New("nts: a handler behind NTS cannot seal its own reply")
 
 // ReplySealed is refused: an NTS reply's trailer is NTS's.
-func (x *exchange) ReplySealed(ntpwire.Packet, func([]byte) ([]byte, error)) error {
+func (x *authExchange) ReplySealed(ntpwire.Packet, func([]byte) ([]byte, error)) error {
 	return errNested
 }
 
 // seal appends the Unique Identifier and the authenticator to the header
 // in pkt, with as many cookies as were asked for and fit.
-func (x *exchange) seal(pkt []byte, cookies bool) ([]byte, error) {
+func (x *authExchange) seal(pkt []byte, cookies bool) ([]byte, error) {
 	pkt = append(pkt, x.q.uidField...)
 	n := 0
 	if cookies {

@@ -199,7 +199,13 @@ func FuzzNTSExtensions(f *testing.F) {
 		if err == nil && q.isNTS && (q.authOff < ntpwire.HeaderLen || q.authOff > len(raw)) {
 			t.Fatalf("authenticator offset %d", q.authOff)
 		}
-		rec := fx.do(raw)
+		// A fresh middleware for each input: its counters and NAK budget
+		// must not carry one input's outcome into the next. The key
+		// store is only read (the fixture's clock never moves).
+		call := *fx
+		call.mw = NewMiddleware(fx.keys)
+		call.h = server.Chain(server.Responder(), call.mw.Wrap)
+		rec := call.do(raw)
 		if len(rec.Sealed) > len(raw) {
 			t.Fatalf("reply %d bytes > request %d", len(rec.Sealed), len(raw))
 		}

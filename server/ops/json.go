@@ -122,6 +122,8 @@ type Rejects struct {
 	Auth        uint64 `json:"auth"`
 	NTSNAK      uint64 `json:"nts_nak"`
 	KEFailed    uint64 `json:"ke_failed"`
+	Loop        uint64 `json:"loop"`
+	Popcorn     uint64 `json:"popcorn"`
 }
 
 // StatusOf returns the JSON form of st; apiAddr is reported as
@@ -253,6 +255,7 @@ func rejectsOf(r upstream.Rejects) Rejects {
 		LeapAlarm: r.LeapAlarm, BadTime: r.BadTime, BadDistance: r.BadDistance,
 		KissRate: r.KissRate, KissDeny: r.KissDeny, KissRstr: r.KissRstr, KissOther: r.KissOther,
 		Timeout: r.Timeout, Auth: r.Auth, NTSNAK: r.NTSNAK, KEFailed: r.KEFailed,
+		Loop: r.Loop, Popcorn: r.Popcorn,
 	}
 }
 
@@ -301,6 +304,7 @@ type RateLimitStats struct {
 	Kissed        uint64 `json:"kissed"`
 	Dropped       uint64 `json:"dropped"`
 	KissLimited   uint64 `json:"kiss_limited"`
+	LeakLimited   uint64 `json:"leak_limited"`
 }
 
 // UpstreamStats is the "upstream" object of /v1/stats: per source, valid
@@ -336,6 +340,7 @@ type NTSStats struct {
 	AuthFailures  uint64 `json:"auth_failures"`
 	Malformed     uint64 `json:"malformed"`
 	Cookies       uint64 `json:"cookies"`
+	NAKLimited    uint64 `json:"nak_limited"`
 }
 
 // NTSKEStats is nts.KEStats.
@@ -346,6 +351,9 @@ type NTSKEStats struct {
 	RequestErrors   uint64 `json:"request_errors"`
 	Unsupported     uint64 `json:"unsupported"`
 	InternalErrors  uint64 `json:"internal_errors"`
+	RateLimited     uint64 `json:"rate_limited"`
+	SourceBusy      uint64 `json:"source_busy"`
+	AcceptErrors    uint64 `json:"accept_errors"`
 }
 
 // MACStats is auth.Stats.
@@ -378,7 +386,7 @@ func StatsOf(s daemon.Stats) Stats {
 			j.Middleware.Access = &AccessStats{a.Allowed, a.DeniedAddr, a.DeniedName, a.Kissed, a.Dropped, a.KissLimited}
 		}
 		if r := s.RateLimit; r != nil {
-			j.Middleware.RateLimit = &RateLimitStats{r.Allowed, r.Leaked, r.Limited, r.LimitedGlobal, r.Kissed, r.Dropped, r.KissLimited}
+			j.Middleware.RateLimit = &RateLimitStats{r.Allowed, r.Leaked, r.Limited, r.LimitedGlobal, r.Kissed, r.Dropped, r.KissLimited, r.LeakLimited}
 		}
 	}
 	if u := s.Upstream; u != nil {
@@ -392,10 +400,10 @@ func StatsOf(s daemon.Stats) Stats {
 	if s.NTS != nil || s.NTSKE != nil || s.MAC != nil {
 		j.Auth = &Auth{}
 		if n := s.NTS; n != nil {
-			j.Auth.NTS = &NTSStats{n.Requests, n.Authenticated, n.NAKs, n.AuthFailures, n.Malformed, n.Cookies}
+			j.Auth.NTS = &NTSStats{n.Requests, n.Authenticated, n.NAKs, n.AuthFailures, n.Malformed, n.Cookies, n.NAKLimited}
 		}
 		if k := s.NTSKE; k != nil {
-			j.Auth.KE = &NTSKEStats{k.Sessions, k.Served, k.HandshakeErrors, k.RequestErrors, k.Unsupported, k.InternalErrors}
+			j.Auth.KE = &NTSKEStats{k.Sessions, k.Served, k.HandshakeErrors, k.RequestErrors, k.Unsupported, k.InternalErrors, k.RateLimited, k.SourceBusy, k.AcceptErrors}
 		}
 		if m := s.MAC; m != nil {
 			j.Auth.MAC = &MACStats{m.Requests, m.Authenticated, m.UnknownKey, m.BadMAC, m.CryptoNAKs}

@@ -3,7 +3,6 @@ package ops
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -18,6 +17,7 @@ import (
 	"github.com/ntpkit/ntpkit/policy"
 	"github.com/ntpkit/ntpkit/server"
 	"github.com/ntpkit/ntpkit/server/daemon"
+	"github.com/ntpkit/ntpkit/server/servertest"
 	"github.com/ntpkit/ntpkit/upstream"
 )
 
@@ -167,7 +167,7 @@ func TestStatsJSON(t *testing.T) {
 	}
 	want := Stats{
 		Server: ServerStats{Requests: 5, Replies: 4, Kisses: 1, BytesReceived: 240, BytesSent: 192, DroppedTotal: 1, Dropped: map[string]uint64{
-			"short": 1, "truncated": 0, "version": 0, "mode": 0, "control": 0, "malformed": 0, "handler": 0, "oversize": 0, "send_error": 0,
+			"short": 1, "truncated": 0, "version": 0, "mode": 0, "control": 0, "malformed": 0, "handler": 0, "oversize": 0, "send_error": 0, "zero_port": 0,
 		}},
 		Middleware: &Middleware{Access: &AccessStats{Allowed: 4, DeniedAddr: 1, Kissed: 1}, RateLimit: &RateLimitStats{Allowed: 4}},
 		Upstream: &UpstreamStats{Updates: 3, Sources: []UpstreamSourceStats{
@@ -218,23 +218,8 @@ func TestMethods(t *testing.T) {
 // exchange sends one client request to addr and waits for the reply.
 func exchange(t *testing.T, addr string) ntpwire.Packet {
 	t.Helper()
-	c, err := net.Dial("udp", addr)
+	rep, err := servertest.Query(addr, 5*time.Second)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	req := ntpwire.Packet{Version: 4, Mode: ntpwire.ModeClient, XmitTime: 0x1234}
-	if _, err := c.Write(req.AppendTo(nil)); err != nil {
-		t.Fatal(err)
-	}
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 512)
-	n, err := c.Read(buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep ntpwire.Packet
-	if err := rep.Decode(buf[:n]); err != nil {
 		t.Fatal(err)
 	}
 	return rep
@@ -309,7 +294,7 @@ func TestDaemon(t *testing.T) {
 	if err := json.Unmarshal(get(t, h, "/v1/stats", "").Body.Bytes(), &stats); err != nil {
 		t.Fatal(err)
 	}
-	if s := stats.Server; s.Requests != 1 || s.Replies != 1 || s.Kisses != 1 || s.BytesReceived != 48 || len(s.Dropped) != 9 {
+	if s := stats.Server; s.Requests != 1 || s.Replies != 1 || s.Kisses != 1 || s.BytesReceived != 48 || len(s.Dropped) != 10 {
 		t.Errorf("server stats %+v", s)
 	}
 	if m := stats.Middleware; m == nil || m.Access == nil || m.Access.DeniedAddr != 1 || m.RateLimit == nil {

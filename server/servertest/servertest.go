@@ -1,6 +1,8 @@
-// Package servertest helps test NTP handlers and middleware without
-// sockets: NewRequest builds a Request and Recorder captures what a handler
-// writes.
+// Package servertest helps test NTP handlers, middleware and servers, as
+// net/http/httptest does for HTTP. Without sockets, NewRequest builds a
+// Request and a Recorder captures what a handler writes. Over loopback,
+// NewServer runs a server.Server on 127.0.0.1 and a free port, and Query
+// and Exchange are the client side of a test.
 package servertest
 
 import (
@@ -12,7 +14,9 @@ import (
 )
 
 // NewRequest returns a Request carrying p from src, received at rx, with
-// Raw holding p's encoding followed by trailer.
+// Raw holding p's encoding followed by trailer. Its Reference is zero, an
+// unsynchronized server; set it (from a Source's Reference, as the server
+// does) when the handler's reply should carry reference data.
 func NewRequest(p ntpwire.Packet, src netip.AddrPort, rx time.Time, trailer []byte) *server.Request {
 	raw := p.AppendTo(make([]byte, 0, ntpwire.HeaderLen+len(trailer)))
 	raw = append(raw, trailer...)

@@ -145,6 +145,7 @@ func (c *Config) Policy() (daemon.Access, daemon.RateLimit, error) {
 		{"rate_limit.global_burst", r.GlobalBurst < 0, "must not be negative"},
 		{"rate_limit.kiss_per_second", !(r.KissPerSecond >= 0) || math.IsInf(r.KissPerSecond, 0), "must be 0 or above"},
 		{"rate_limit.kiss_per_second", r.KissPerSecond == 0 && (a.Kiss || r.Kiss && r.Enabled), "must be above 0 when access.kiss or rate_limit.kiss is on"},
+		{"rate_limit.kiss_per_second", r.KissPerSecond == 0 && r.Enabled && r.Leak > 0, "must be above 0 when rate_limit.leak is on: it bounds leaked replies"},
 	} {
 		if f.bad {
 			return da, dr, fieldErr(f.name, "%s", f.why)

@@ -38,9 +38,15 @@ func TestPolicyConfigErrorsNameTheField(t *testing.T) {
 			t.Errorf("%s: error %v, want one naming %s", tc.json, err, tc.field)
 		}
 	}
-	// KoDs off everywhere: no budget needed.
-	if _, err := Parse([]byte(`{"access": {"kiss": false}, "rate_limit": {"kiss": false, "kiss_per_second": 0}}`)); err != nil {
-		t.Errorf("KoDs off without a budget: %v", err)
+	// KoDs and leak off everywhere: no budget needed.
+	if _, err := Parse([]byte(`{"access": {"kiss": false}, "rate_limit": {"kiss": false, "leak": 0, "kiss_per_second": 0}}`)); err != nil {
+		t.Errorf("KoDs and leak off without a budget: %v", err)
+	}
+	// Leak on without a budget would let a spoofed flood draw 1 in 2^leak
+	// of its requests answered.
+	_, err := Parse([]byte(`{"access": {"kiss": false}, "rate_limit": {"kiss": false, "leak": 2, "kiss_per_second": 0}}`))
+	if fe := (*FieldError)(nil); !errors.As(err, &fe) || fe.Field != "rate_limit.kiss_per_second" {
+		t.Errorf("leak without a budget: %v, want an error naming rate_limit.kiss_per_second", err)
 	}
 }
 

@@ -1,0 +1,35 @@
+package daemonconfig
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"runtime"
+)
+
+// checkSecretFile judges the permissions of a file holding a secret (a
+// key file, a TLS private key, a token, a seed). It refuses a file that
+// users other than its owner may write, who could replace the secret, and
+// returns a warning for one they may read. Windows has no such mode bits;
+// nothing is checked there.
+func checkSecretFile(field, name string) (warning string, err error) {
+	if runtime.GOOS == "windows" {
+		return "", nil
+	}
+	st, err := os.Stat(name)
+	if err != nil {
+		return "", fieldErr(field, "%v", err)
+	}
+	return judgeSecretMode(field, name, st.Mode())
+}
+
+func judgeSecretMode(field, name string, mode fs.FileMode) (warning string, err error) {
+	perm := mode.Perm()
+	switch {
+	case perm&0o022 != 0:
+		return "", fieldErr(field, "%s is writable by other users (mode %v); make it 0600 or 0400", name, perm)
+	case perm&0o044 != 0:
+		return fmt.Sprintf("%s is readable by other users (mode %v); make it 0600 or 0400", name, perm), nil
+	}
+	return "", nil
+}
