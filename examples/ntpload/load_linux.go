@@ -424,7 +424,7 @@ func load(cfg *config) (*result, error) {
 		socks = append(socks, &sock{fd: fd})
 	}
 	if cfg.nts.ke != "" {
-		ns, err := newNTSSocks(&cfg.nts, len(socks))
+		ns, err := newNTSSocks(&cfg.nts, len(socks), cfg.srcs)
 		if err != nil {
 			return nil, err
 		}

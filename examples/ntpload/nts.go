@@ -10,6 +10,8 @@ import (
 	"flag"
 	"fmt"
 	mrand "math/rand/v2"
+	"net"
+	"net/netip"
 	"os"
 	"time"
 
@@ -98,8 +100,10 @@ type ntsSock struct {
 	plain        [ntsStride]byte
 }
 
-// newNTSSocks runs one NTS-KE exchange per socket.
-func newNTSSocks(n *ntsFlags, count int) ([]*ntsSock, error) {
+// newNTSSocks runs one NTS-KE exchange per socket, from the socket's
+// source address (srcs[i%len(srcs)]) when there are any, so a KE server's
+// per-address limits see the same clients as the NTP server.
+func newNTSSocks(n *ntsFlags, count int, srcs []netip.Addr) ([]*ntsSock, error) {
 	tcfg, err := n.tlsConfig()
 	if err != nil {
 		return nil, err
@@ -107,7 +111,11 @@ func newNTSSocks(n *ntsFlags, count int) ([]*ntsSock, error) {
 	out := make([]*ntsSock, count)
 	for i := range out {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		sess, err := ntske.Exchange(ctx, n.ke, tcfg, 0)
+		var nd *net.Dialer
+		if len(srcs) > 0 {
+			nd = &net.Dialer{LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(srcs[i%len(srcs)], 0))}
+		}
+		sess, err := ntske.ExchangeVia(ctx, nd, n.ke, tcfg, 0)
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("NTS-KE for socket %d: %w", i, err)

@@ -384,6 +384,10 @@ func (b *bench) measure(s *server, cpus string, extra []string, sockets, threads
 	wall := time.Since(w0).Seconds()
 	t1, err2 := cpuTicks(pid)
 	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return sample{}, fmt.Errorf("ntpload against %s: %w: %s", s.name, err, bytes.TrimSpace(ee.Stderr))
+		}
 		return sample{}, fmt.Errorf("ntpload against %s: %w", s.name, err)
 	}
 	if err2 != nil {

@@ -48,7 +48,10 @@ func (b *bench) ntsScenario(ours, chronyd string) error {
 		}
 	}
 	args := func(ke int) []string {
-		return []string{"-nts", fmt.Sprintf("127.0.0.1:%d", ke), "-nts-ca", pki.CAFile, "-nts-name", "localhost"}
+		// One source address per socket: a KE server may limit
+		// sessions per address (ours allows bursts of 16 connections).
+		return []string{"-nts", fmt.Sprintf("127.0.0.1:%d", ke), "-nts-ca", pki.CAFile, "-nts-name", "localhost",
+			"-src", fmt.Sprintf("127.0.0.2-127.0.0.%d", 1+b.o.sockets)}
 	}
 	a, c, err := b.alternate(ourSrv, chronySrv, args(ourKE), args(chronyKE))
 	if err != nil {
