@@ -406,6 +406,9 @@ func (l *loader) check(s *sock, b []byte, t4 int64) {
 
 // load runs the whole test described by cfg and returns the merged tally.
 func load(cfg *config) (*result, error) {
+	if cfg.flood.prefix.IsValid() {
+		return flood(cfg)
+	}
 	var socks []*sock
 	defer func() {
 		for _, s := range socks {

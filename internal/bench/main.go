@@ -64,6 +64,7 @@ type options struct {
 	scaling   bool
 	nts       bool
 	plain     bool
+	attack    bool
 	readBuf   int
 	verbose   bool
 }
@@ -78,6 +79,7 @@ func run() error {
 	flag.IntVar(&o.sockets, "sockets", 16, "ntpload client sockets")
 	flag.StringVar(&o.chronyd, "chronyd", "chronyd", "chronyd binary")
 	flag.BoolVar(&o.scaling, "scaling", true, "also measure our daemon with 1 and 2 sockets on all CPUs")
+	flag.BoolVar(&o.attack, "attack", true, "also measure both servers rate limiting under a spoofed-source flood (needs root)")
 	flag.BoolVar(&o.plain, "plain", true, "measure plain NTP at full load and at -rate")
 	flag.BoolVar(&o.nts, "nts", true, "also measure NTS-authenticated requests at full load")
 	flag.IntVar(&o.readBuf, "read-buffer", 1<<20, "our daemon's server.read_buffer and write_buffer")
@@ -158,6 +160,11 @@ func run() error {
 
 	if o.nts {
 		if err := b.ntsScenario(ours, chronyd); err != nil {
+			return err
+		}
+	}
+	if o.attack {
+		if err := b.attackScenario(ours, chronyd); err != nil {
 			return err
 		}
 	}
@@ -260,13 +267,17 @@ func (b *bench) start(name string, port int, cpus string, argv ...string) (*serv
 }
 
 func (b *bench) startOurs(bin string, port, sockets int, cpus string) (*server, error) {
-	return b.startOursWith(bin, port, sockets, cpus, "")
+	return b.startOursWith(bin, port, sockets, cpus, false, "")
 }
 
 // startOursWith starts our daemon with extra top-level JSON members
 // (",\"nts\":{...}") added to the benchmark configuration.
-func (b *bench) startOursWith(bin string, port, sockets int, cpus, extra string) (*server, error) {
-	cfg := fmt.Sprintf(`{"listen":["127.0.0.1:%d"],"server":{"sockets":%d,"workers":1,"read_buffer":%d,"write_buffer":%d},"rate_limit":{"enabled":false},"api":{"listen":""},"log_level":"warn"%s}`,
+// With rateLimit the daemon's default rate limiting stays on.
+func (b *bench) startOursWith(bin string, port, sockets int, cpus string, rateLimit bool, extra string) (*server, error) {
+	if !rateLimit {
+		extra = `,"rate_limit":{"enabled":false}` + extra
+	}
+	cfg := fmt.Sprintf(`{"listen":["127.0.0.1:%d"],"server":{"sockets":%d,"workers":1,"read_buffer":%d,"write_buffer":%d},"api":{"listen":""},"log_level":"warn"%s}`,
 		port, sockets, b.o.readBuf, b.o.readBuf, extra)
 	path := filepath.Join(b.dir, fmt.Sprintf("ntpkit-%d-%d.json", sockets, port))
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
@@ -382,6 +393,7 @@ type pct struct {
 type sample struct {
 	report
 	cpuSec, wallSec float64
+	floodPerS       float64 // spoofed requests/s sent during the run, if any
 }
 
 func (s sample) perCPU() float64 { return float64(s.Replies) / max(s.cpuSec, 0.01) }
@@ -476,6 +488,10 @@ func spread(xs []sample, f func(sample) float64) (lo, hi float64) {
 // printTable prints each metric's median for both servers, with the
 // spread of the rounds in brackets, and the ratio of the medians.
 func printTable(title, an, cn string, a, c []sample) {
+	printTableOf(title, an, cn, a, c, metrics)
+}
+
+func printTableOf(title, an, cn string, a, c []sample, metrics []metric) {
 	fmt.Printf("== %s (median [min–max] of %d rounds)\n", title, len(a))
 	fmt.Printf("%-26s %26s %26s %8s\n", "", an, cn, "ratio")
 	cell := func(xs []sample, m metric) string {
