@@ -229,6 +229,7 @@ func (m *Middleware) acquire() *authExchange {
 func (m *Middleware) release(x *authExchange) {
 	x.w, x.r, x.q, x.ck, x.c2s, x.s2c = nil, nil, ntsRequest{}, nil, nil, nil
 	clear(x.plain[:])
+	x.sc = aessiv.Scratch{} // it may hold blocks derived from the keys
 	m.pool.Put(x)
 }
 
