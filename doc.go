@@ -8,7 +8,8 @@
 //     formats with era handling, kiss codes, reference IDs, and a walker
 //     for extension fields and MACs. No allocations.
 //   - clock: the Clock interface, the system clock, precision measurement;
-//     clock/clocktest has a fake clock for tests.
+//     clock/clocktest has a fake clock for tests, and clock/kernelsync
+//     reads what the kernel knows about the system clock's sync.
 //   - server: a Server that reads requests from UDP sockets (batched, with
 //     kernel receive timestamps on Linux) and answers them through a
 //     Handler. Responder is the RFC 5905 server; middleware

@@ -1,9 +1,12 @@
 package server
 
 import (
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/ntpkit/ntpkit/clock"
+	"github.com/ntpkit/ntpkit/clock/kernelsync"
 	"github.com/ntpkit/ntpkit/ntpwire"
 )
 
@@ -47,6 +50,58 @@ type LocalSource struct {
 	Precision int8
 	// RootDelay and RootDispersion are reported as they are.
 	RootDelay, RootDispersion time.Duration
+	// Kernel, when not nil, tells the source what the kernel knows about
+	// the synchronisation of Clock; set it only when Clock is the system
+	// clock. It is read at most once per second of Clock. While the
+	// kernel reports the clock synchronised, the root dispersion served
+	// is at least the kernel's maximum error (which the time daemon
+	// disciplining the clock keeps at its root distance) and a leap
+	// second the kernel has scheduled is announced. While the kernel
+	// reports it unsynchronised, WhenUnsynchronized decides. When the
+	// state cannot be read (an unsupported platform) the source serves
+	// as configured. Nil: the kernel is not consulted.
+	Kernel kernelsync.Reader
+	// WhenUnsynchronized is what the source announces while Kernel
+	// reports the clock unsynchronised. The zero value, ServeLocalClock,
+	// keeps serving it as a local clock at Stratum.
+	WhenUnsynchronized UnsyncPolicy
+
+	kernel atomic.Pointer[kernelSample]
+}
+
+// UnsyncPolicy is what a LocalSource announces while the kernel reports
+// the served clock unsynchronised.
+type UnsyncPolicy uint8
+
+const (
+	// ServeLocalClock serves the clock as configured: a local clock at
+	// its fixed stratum (10 by default), which is what chrony's and ntpd's
+	// local-clock modes do. Clients accept the time; the high stratum tells
+	// them to prefer any synchronised server. Use it for an isolated
+	// network whose reference is this host's clock.
+	ServeLocalClock UnsyncPolicy = iota
+	// AnnounceUnsynchronized answers with leap indicator 3 (alarm) and
+	// stratum 16, the RFC 5905 way of saying "do not use my time";
+	// clients keep asking but do not synchronise to the server.
+	AnnounceUnsynchronized
+)
+
+// String names p as the daemon's configuration does.
+func (p UnsyncPolicy) String() string {
+	switch p {
+	case ServeLocalClock:
+		return "serve"
+	case AnnounceUnsynchronized:
+		return "unsynchronized"
+	}
+	return "UnsyncPolicy(" + strconv.Itoa(int(p)) + ")"
+}
+
+// kernelSample is the kernel state read during one second of the clock.
+type kernelSample struct {
+	sec   int64
+	state kernelsync.State
+	ok    bool // the state could be read
 }
 
 // NewLocalSource returns a LocalSource serving c (the system clock when c
@@ -84,10 +139,11 @@ func canMapSystem(s Source) (clock.SystemMapper, bool) {
 }
 
 // Reference returns the fixed reference data, with the reference time set
-// to the current second: a local clock is always "just set".
+// to the current second: a local clock is always "just set". With Kernel
+// set, the kernel's state adjusts it as Kernel's documentation says.
 func (s *LocalSource) Reference() ntpwire.Reference {
 	now := s.Clock.Now().Truncate(time.Second)
-	return ntpwire.Reference{
+	ref := ntpwire.Reference{
 		Leap:           s.Leap,
 		Stratum:        s.Stratum,
 		Precision:      s.Precision,
@@ -96,4 +152,37 @@ func (s *LocalSource) Reference() ntpwire.Reference {
 		RootDelay:      ntpwire.ShortOf(s.RootDelay),
 		RootDispersion: ntpwire.ShortOf(s.RootDispersion),
 	}
+	if s.Kernel == nil {
+		return ref
+	}
+	k := s.kernelState(now.Unix())
+	switch {
+	case !k.ok:
+	case !k.state.Synchronized:
+		if s.WhenUnsynchronized == AnnounceUnsynchronized {
+			ref.Leap, ref.Stratum = ntpwire.LeapAlarm, ntpwire.MaxStratum
+		}
+	default:
+		ref.RootDispersion = ntpwire.ShortOf(max(s.RootDispersion, k.state.MaxError))
+		if ref.Leap == ntpwire.LeapNone {
+			if k.state.LeapInsert() {
+				ref.Leap = ntpwire.LeapInsert
+			} else if k.state.LeapDelete() {
+				ref.Leap = ntpwire.LeapDelete
+			}
+		}
+	}
+	return ref
+}
+
+// kernelState returns the kernel state for second sec of the clock,
+// reading it when the cached one is from another second.
+func (s *LocalSource) kernelState(sec int64) *kernelSample {
+	if k := s.kernel.Load(); k != nil && k.sec == sec {
+		return k
+	}
+	st, err := s.Kernel.Read()
+	k := &kernelSample{sec: sec, state: st, ok: err == nil}
+	s.kernel.Store(k)
+	return k
 }

@@ -27,9 +27,14 @@ const (
 
 // slot remembers one outstanding request.
 type slot struct {
-	cookie uint64 // the transmit timestamp sent, echoed as origin
-	t1     int64  // when it was sent (Unix ns)
-	used   bool
+	cookie  uint64 // the transmit timestamp sent, echoed as origin
+	t1      int64  // when it was sent (Unix ns)
+	used    bool   // outstanding: sent, not answered, not yet lost
+	expired bool   // counted lost unanswered (a reply now is late)
+	// prev and prevExpired remember the request the slot held before,
+	// so that a reply to it is told from garbage.
+	prev        uint64
+	prevExpired bool
 }
 
 type mmsghdr struct {
@@ -214,7 +219,7 @@ func (l *loader) run(start, end int64) {
 	for _, s := range l.socks {
 		for ; s.tail < s.head; s.tail++ {
 			if sl := &s.ring[s.tail&ringMask]; sl.used {
-				sl.used = false
+				sl.used, sl.expired = false, true
 				l.res.lost++
 			}
 		}
@@ -243,7 +248,7 @@ func (l *loader) expire(s *sock, now int64) {
 			if sl.t1 > limit {
 				return
 			}
-			sl.used = false
+			sl.used, sl.expired = false, true
 			s.inflight--
 			l.res.lost++
 		}
@@ -267,9 +272,11 @@ func (l *loader) send(s *sock, n int) int {
 		if sl.used { // ring full: the oldest is lost
 			s.inflight--
 			l.res.lost++
+			sl.expired = true
 		}
+		sl.prev, sl.prevExpired = sl.cookie, sl.expired
 		sl.cookie = cookie
-		sl.used = false
+		sl.used, sl.expired = false, false
 	}
 	t0 := nowNanos()
 	r, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&l.sh[0])), uintptr(n), unix.MSG_DONTWAIT, 0, 0)
@@ -373,19 +380,28 @@ func (l *loader) check(s *sock, b []byte, t4 int64) {
 		r.invalid[badMode]++
 		return
 	}
-	seq := uint64(p.OrigTime) & ringMask
-	sl := &s.ring[seq]
-	if !sl.used || sl.cookie != uint64(p.OrigTime) {
+	origin := uint64(p.OrigTime)
+	sl := &s.ring[origin&ringMask]
+	switch {
+	case sl.used && sl.cookie == origin:
+	case sl.cookie == origin && sl.expired, sl.prev == origin && sl.prevExpired:
+		r.invalid[badLate]++ // its request was already counted lost
+		return
+	case sl.cookie == origin, sl.prev == origin:
+		r.invalid[badDuplicate]++
+		return
+	default:
 		r.invalid[badOrigin]++
+		return
+	}
+	// An NTS NAK is the one reply that comes unauthenticated. A reply
+	// that fails authentication leaves its request outstanding.
+	if s.nts != nil && !(p.IsKiss() && p.RefID == ntpwire.KissNTSN) && !s.nts.verify(b, origin) {
+		r.invalid[badAuth]++
 		return
 	}
 	sl.used = false
 	s.inflight--
-	// An NTS NAK is the one reply that comes unauthenticated.
-	if s.nts != nil && !(p.IsKiss() && p.RefID == ntpwire.KissNTSN) && !s.nts.verify(b, uint64(p.OrigTime)) {
-		r.invalid[badAuth]++
-		return
-	}
 	if p.IsKiss() {
 		r.kod[p.RefID]++
 		return

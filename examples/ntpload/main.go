@@ -12,7 +12,8 @@
 //
 // Usage:
 //
-//	ntpload [-rate N] [-duration 10s] [-sockets 16] [-src 127.0.0.2-127.0.0.20] [-json] host:port
+//	ntpload [-rate N] [-duration 10s] [-sockets 16] [-src 127.0.0.2-127.0.0.20] [-json] ip:port
+//	ntpload -version
 //
 // With -nts ke-host:port (and -nts-ca to trust a test CA) each socket runs
 // NTS-KE once, then sends NTS-authenticated requests and checks every
@@ -37,6 +38,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/ntpkit/ntpkit/internal/buildinfo"
 )
 
 // maxDuration bounds a run.
@@ -59,12 +62,37 @@ type config struct {
 	bufSize  int
 	srcs     []netip.Addr
 	json     bool
+	version  bool
 	nts      ntsFlags
 	flood    floodFlags
 }
 
+const usageHead = `usage: ntpload [flags] ip:port
+
+Sends NTP client requests to the server at ip:port (an IP address and a
+port, e.g. 127.0.0.1:12300) for -duration and reports replies, losses,
+kiss-o'-death codes and timing. Only run it against servers you operate.
+A server's per-client rate limit answers a load from one address with RATE
+kisses and silence; turn it off to benchmark (an ntpkit daemon:
+"rate_limit": {"enabled": false}).
+
+flags:
+`
+
+// errHelp is returned for -h, after the usage was printed: exit status 0.
+var errHelp = errors.New("help requested")
+
+// errUsageShown is returned for bad flags, after the flag package printed
+// the usage and the error: exit status 2.
+var errUsageShown = errors.New("bad usage")
+
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+	case errors.Is(err, errUsageShown):
+		os.Exit(2)
+	default:
 		fmt.Fprintln(os.Stderr, "ntpload:", err)
 		os.Exit(1)
 	}
@@ -74,6 +102,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.version {
+		fmt.Fprintln(stdout, buildinfo.Read().Line("ntpload"))
+		return nil
 	}
 	res, err := load(cfg)
 	if err != nil {
@@ -91,11 +123,11 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("ntpload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: ntpload [flags] host:port")
+		fmt.Fprint(stderr, usageHead)
 		fs.PrintDefaults()
 	}
 	cfg := &config{}
-	fs.Float64Var(&cfg.rate, "rate", 0, "requests per `second` in total; 0 sends as fast as replies come back")
+	fs.Float64Var(&cfg.rate, "rate", 0, "total request rate in `requests/s`; 0 sends as fast as replies come back")
 	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, fmt.Sprintf("how long to send (at most %v)", maxDuration))
 	fs.IntVar(&cfg.sockets, "sockets", 16, "client sockets (source ports)")
 	fs.IntVar(&cfg.threads, "threads", runtime.GOMAXPROCS(0), "goroutines driving the sockets")
@@ -105,10 +137,17 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&cfg.bufSize, "buffer", 1<<20, "SO_RCVBUF/SO_SNDBUF `bytes` per socket; 0 keeps the default")
 	src := fs.String("src", "", "source `addresses` to spread the sockets over: a list or a range, e.g. 127.0.0.2-127.0.0.20")
 	fs.BoolVar(&cfg.json, "json", false, "print the report as JSON")
+	fs.BoolVar(&cfg.version, "version", false, "print ntpload's version and exit")
 	cfg.nts.register(fs)
 	cfg.flood.register(fs)
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, errHelp
+		}
+		return nil, errUsageShown
+	}
+	if cfg.version {
+		return cfg, nil
 	}
 	if err := cfg.nts.validate(); err != nil {
 		return nil, err

@@ -1,9 +1,17 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"math"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -156,3 +164,166 @@ func TestFlags(t *testing.T) {
 type nopWriter struct{}
 
 func (nopWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// A reply that comes after its request timed out is "late", not an origin
+// mismatch.
+func TestLoadLabelsLateReplies(t *testing.T) {
+	var (
+		mu       sync.Mutex   // the test reads answered while the server runs
+		held     ntpwire.Time // the first request's transmit stamp, answered late
+		heldAt   time.Time
+		answered bool
+		n        int
+	)
+	h := server.HandlerFunc(func(w server.ResponseWriter, r *server.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		n++
+		switch {
+		case n == 1:
+			held, heldAt = r.Packet.XmitTime, r.Received
+			return
+		case !answered && r.Received.Sub(heldAt) > 200*time.Millisecond:
+			// Well after ntpload's 50ms timeout, by the server's receive
+			// stamps: answer the held request instead of this one.
+			answered = true
+			_ = w.Reply(ntpwire.Packet{Version: 4, Mode: ntpwire.ModeServer, Stratum: 2, OrigTime: held, RecvTime: held, XmitTime: held})
+			return
+		}
+		p := ntpwire.Packet{Version: 4, Mode: ntpwire.ModeServer, Stratum: 2, OrigTime: r.Packet.XmitTime,
+			RecvTime: ntpwire.TimeOf(r.Received), XmitTime: ntpwire.TimeOf(r.Received)}
+		_ = w.Reply(p)
+	})
+	addr := serve(t, &server.Server{Handler: h})
+	cfg := loadCfg(t, addr, "-rate", "1000", "-timeout", "50ms", "-duration", "400ms", "-sockets", "1")
+	res, err := load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	ok := answered
+	mu.Unlock()
+	if !ok {
+		t.Skip("the run ended before the server answered the held request")
+	}
+	if res.invalid[badLate] != 1 || res.invalid[badOrigin] != 0 {
+		t.Errorf("invalid %v: want exactly one late reply and no origin mismatch", res.invalid)
+	}
+	rep := res.report(cfg)
+	if rep.Invalid["late"] != 1 || len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "after -timeout 50ms") {
+		t.Errorf("report invalid %v notes %q: want late=1 explained", rep.Invalid, rep.Notes)
+	}
+}
+
+func TestLoadExplainsRateLimiting(t *testing.T) {
+	h := server.HandlerFunc(func(w server.ResponseWriter, r *server.Request) { _ = w.Kiss(ntpwire.KissRate) })
+	addr := serve(t, &server.Server{Handler: h})
+	cfg := loadCfg(t, addr, "-rate", "1000", "-timeout", "100ms")
+	res, err := load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := res.report(cfg)
+	var out strings.Builder
+	rep.writeText(&out)
+	for _, want := range []string{"kod RATE=", "note: the server rate-limits this client", `"rate_limit": {"enabled": false}`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	// A server that answers normally gets no such note.
+	addr = serve(t, &server.Server{})
+	cfg = loadCfg(t, addr, "-rate", "1000")
+	if res, err = load(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if rep := res.report(cfg); len(rep.Notes) != 0 {
+		t.Errorf("notes for a clean run: %q", rep.Notes)
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	var out, errb strings.Builder
+	if err := run([]string{"-h"}, &out, &errb); !errors.Is(err, errHelp) {
+		t.Errorf("-h: %v, want errHelp (exit 0)", err)
+	}
+	if !strings.Contains(errb.String(), "-rate requests/s") {
+		t.Errorf("usage lacks \"-rate requests/s\":\n%s", errb.String())
+	}
+	if err := run([]string{"-bogus"}, &out, &errb); !errors.Is(err, errUsageShown) {
+		t.Errorf("-bogus: %v, want errUsageShown (exit 2)", err)
+	}
+	out.Reset()
+	if err := run([]string{"-version"}, &out, &errb); err != nil || !strings.HasPrefix(out.String(), "ntpload ") {
+		t.Errorf("-version: %v, output %q", err, out.String())
+	}
+}
+
+// The README's performance command must work against the daemon it tells
+// the reader to start: the configuration it names turns rate limiting off
+// and serves the address ntpload is pointed at.
+func TestReadmePerformanceCommand(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s+go run \./examples/standalone -config (\S+)\s*&?\n\s+go run \./examples/ntpload .*?(\S+)\n`).FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README has no performance command of the form \"go run ./examples/standalone -config FILE\" followed by \"go run ./examples/ntpload ... ip:port\"")
+	}
+	data, err := os.ReadFile(filepath.Join("../..", string(m[1])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Listen    []string `json:"listen"`
+		RateLimit struct {
+			Enabled *bool `json:"enabled"`
+		} `json:"rate_limit"`
+	}
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		t.Fatalf("%s: %v", m[1], err)
+	}
+	if cfg.RateLimit.Enabled == nil || *cfg.RateLimit.Enabled {
+		t.Errorf("%s does not set rate_limit.enabled to false", m[1])
+	}
+	// Without "listen" the daemon's default applies: 127.0.0.1:12300.
+	listen := cfg.Listen
+	if listen == nil {
+		listen = []string{"127.0.0.1:12300", "[::1]:12300"}
+	}
+	if target := string(m[2]); !slices.Contains(listen, target) {
+		t.Errorf("ntpload targets %s, the daemon listens on %v", target, listen)
+	}
+}
+
+// check tells a reply to an outstanding request from a late one, a
+// duplicate, and one to a request never sent, also after the slot was
+// reused by a newer request.
+func TestCheckClassifiesReplies(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("ntpload needs Linux")
+	}
+	l := &loader{cfg: &config{timeout: time.Second}}
+	l.res.init()
+	s := &sock{}
+	reply := func(origin uint64) {
+		b := (&ntpwire.Packet{Version: 4, Mode: ntpwire.ModeServer, Stratum: 1, OrigTime: ntpwire.Time(origin)}).AppendTo(nil)
+		l.check(s, b, 0)
+	}
+	const a, b = 0xabc0000000000005, 0x1230000000000005 // same slot, 5
+	s.ring[5] = slot{cookie: a, used: true}
+	s.inflight = 1
+	reply(a) // answered
+	reply(a) // again: duplicate
+	reply(0x7770000000000005)
+	s.ring[5] = slot{cookie: b, expired: true, prev: a}
+	reply(b) // its request was counted lost: late
+	reply(a) // the slot's previous request, answered before: duplicate
+	s.ring[5].prevExpired = true
+	reply(a) // the slot's previous request, counted lost: late
+	want := [numBad]uint64{badLate: 2, badDuplicate: 2, badOrigin: 1}
+	if l.res.valid != 1 || l.res.invalid != want {
+		t.Errorf("valid %d invalid %v, want 1 and %v", l.res.valid, l.res.invalid, want)
+	}
+}

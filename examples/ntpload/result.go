@@ -13,13 +13,15 @@ import (
 const (
 	badShort      = iota // shorter than an NTP header
 	badMode              // not mode 4
-	badOrigin            // origin timestamp matches no outstanding request
+	badOrigin            // origin timestamp matches no request sent
 	badT3BeforeT2        // transmit timestamp before receive timestamp
+	badLate              // the reply to a request already counted lost (after -timeout)
+	badDuplicate         // a second reply to an answered request
 	badAuth              // NTS: no echoed Unique Identifier or a failed authenticator
 	numBad
 )
 
-var badNames = [numBad]string{"short", "bad_mode", "origin_mismatch", "t3_before_t2", "nts_auth"}
+var badNames = [numBad]string{"short", "bad_mode", "origin_mismatch", "t3_before_t2", "late", "duplicate", "nts_auth"}
 
 // result is one loader's tally; results are merged at the end.
 type result struct {
@@ -73,6 +75,9 @@ type Report struct {
 	Proc        Percentiles       `json:"server_time_us"` // T3-T2
 	Offset      Percentiles       `json:"offset_us"`      // ((T2-T1)+(T3-T4))/2
 	AbsOffset   Percentiles       `json:"abs_offset_us"`  // |offset|
+	// Notes explain what the figures say about the run, such as a
+	// server's rate limit answering most of it.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Percentiles are in microseconds.
@@ -128,7 +133,41 @@ func (r *result) report(cfg *config) Report {
 		rep.SentPerSec = float64(r.sent) / secs
 		rep.RepliesPerS = float64(r.replies) / secs
 	}
+	rep.Notes = notes(r, cfg, rep.LossPercent)
 	return rep
+}
+
+// notes explains the run's notable figures.
+func notes(r *result, cfg *config, lossPercent float64) []string {
+	var out []string
+	if rate := r.kod[ntpwire.KissRate]; rate > 0 && (rate+r.lost)*10 >= r.sent {
+		// A rate limiter answers a flood from one address with a few
+		// RATE kisses and then silence: RATE plus loss dominates.
+		out = append(out, fmt.Sprintf(
+			"the server rate-limits this client: %d RATE kiss-o'-death replies and %.1f%% lost. "+
+				"Its per-client limit is doing its job (ntpload sends from %s), so this measures "+
+				"the limiter, not the server. To benchmark an ntpkit daemon, run it with "+
+				`"rate_limit": {"enabled": false} in its configuration (examples/standalone/bench.json), `+
+				"or spread the load over many source addresses with -src.",
+			rate, lossPercent, sourcesText(cfg)))
+	}
+	if late := r.invalid[badLate]; late > 0 {
+		out = append(out, fmt.Sprintf(
+			"%d replies came after -timeout %v, when their requests had been counted lost; "+
+				"raise -timeout or lower -rate if the server is merely slow", late, cfg.timeout))
+	}
+	return out
+}
+
+// sourcesText says where ntpload's requests come from.
+func sourcesText(cfg *config) string {
+	switch len(cfg.srcs) {
+	case 0:
+		return "one source address"
+	case 1:
+		return "one source address (-src)"
+	}
+	return fmt.Sprintf("%d source addresses", min(len(cfg.srcs), cfg.sockets))
 }
 
 func (rep *Report) writeJSON(w io.Writer) error {
@@ -147,6 +186,9 @@ func (rep *Report) writeText(w io.Writer) {
 		rep.Sent, rep.SentPerSec, rep.Replies, rep.RepliesPerS, rep.Valid, rep.Lost, rep.LossPercent)
 	fmt.Fprintf(w, "invalid %s  kod %s  send errors %d  receive errors %d\n",
 		fmtCounts(rep.Invalid), fmtCounts(rep.KoD), rep.SendErrors, rep.RecvErrors)
+	for _, n := range rep.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
 	fmt.Fprintf(w, "%-22s %9s %9s %9s %9s %9s\n", "µs", "p1", "p50", "p90", "p99", "p99.9")
 	for _, row := range []struct {
 		name string

@@ -10,8 +10,14 @@
 //
 // Usage:
 //
-//	ntpquery [-timeout 5s] [-version 4] host[:port]
-//	ntpquery -status http://127.0.0.1:8080 [-token-file file]
+//	ntpquery [-timeout 5s] [-ntp-version 4] host[:port]
+//	ntpquery -status http://127.0.0.1:8080 [-token-file file] [-json] [-v] [status|tracking|sources|sourcestats|serverstats]
+//	ntpquery -version
+//
+// A host without a port means the NTP port, 123.
+//
+// Exit status: 0 for a reply, 1 for no reply or another error, 2 for bad
+// usage, 3 when the server answered with a kiss-o'-death.
 package main
 
 import (
@@ -22,32 +28,112 @@ import (
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/ntpkit/ntpkit/internal/buildinfo"
 	"github.com/ntpkit/ntpkit/internal/ntpclient"
 	"github.com/ntpkit/ntpkit/ntpwire"
 )
 
+// Exit statuses.
+const (
+	exitError = 1
+	exitUsage = 2
+	exitKiss  = 3
+)
+
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	code := exitCode(err)
+	if code != 0 && !errors.Is(err, errUsageShown) {
 		fmt.Fprintln(os.Stderr, "ntpquery:", err)
-		os.Exit(1)
 	}
+	os.Exit(code)
 }
+
+// errUsageShown is returned for bad flags, after the flag package printed
+// the usage.
+var errUsageShown = errors.New("bad usage")
+
+// usageError is a wrong invocation, exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// kissError is a kiss-o'-death reply, exit status 3.
+type kissError struct {
+	server string
+	code   ntpwire.RefID
+}
+
+func (e *kissError) Error() string {
+	return fmt.Sprintf("%s answered with kiss-o'-death %s: %s", e.server, e.code, kissMeaning(e.code))
+}
+
+// exitCode maps run's error to the exit status.
+func exitCode(err error) int {
+	var ue *usageError
+	var ke *kissError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ke):
+		return exitKiss
+	case errors.As(err, &ue), errors.Is(err, errUsageShown):
+		return exitUsage
+	}
+	return exitError
+}
+
+const usageHead = `usage:
+  ntpquery [flags] host[:port]     query an NTP server once and print its reply
+  ntpquery -status URL [flags] [view]
+                                   print a view of an ntpkit daemon from its
+                                   management API: status (the default),
+                                   tracking, sources, sourcestats or
+                                   serverstats, like chronyc's commands
+  ntpquery -version                print ntpquery's version
+
+A host without a port means the NTP port, 123; write an IPv6 address with a
+port as [2001:db8::1]:123. Exit status: 0 reply, 1 no reply or other error,
+2 bad usage, 3 kiss-o'-death.
+
+flags:
+`
 
 func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ntpquery", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHead)
+		fs.PrintDefaults()
+	}
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the reply")
-	version := fs.Int("version", 4, "NTP version to send (1–4)")
+	ntpVersion := fs.Int("ntp-version", 4, "NTP `version` to send (1–4)")
+	showVersion := fs.Bool("version", false, "print ntpquery's version and exit")
 	statusURL := fs.String("status", "", "print the status from an ntpkit daemon's management API at this `URL` instead of querying NTP")
 	tokenFile := fs.String("token-file", "", "`file` holding the management API's bearer token (default: $NTPKIT_API_TOKEN)")
+	asJSON := fs.Bool("json", false, "with -status: print the API's JSON the view is made from, for scripts")
+	verbose := fs.Bool("v", false, "with -status sources: print a legend")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsageShown
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, buildinfo.Read().Line("ntpquery"))
+		return nil
 	}
 	if *statusURL != "" {
-		if fs.NArg() != 0 {
-			return errors.New("-status takes no NTP server address")
+		view := "status"
+		switch fs.NArg() {
+		case 0:
+		case 1:
+			view = fs.Arg(0)
+		default:
+			return &usageError{"-status takes at most one view: " + viewNames()}
 		}
 		token := os.Getenv("NTPKIT_API_TOKEN")
 		if *tokenFile != "" {
@@ -57,26 +143,61 @@ func run(args []string, stdout, stderr io.Writer) error {
 			}
 			token = strings.TrimSpace(string(data))
 		}
-		return printStatus(stdout, *statusURL, token, *timeout)
+		return printView(stdout, view, *statusURL, token, *timeout, *verbose, *asJSON)
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
-		return errors.New("need exactly one server address")
+		return &usageError{"need exactly one server address"}
 	}
-	if *version < 1 || *version > 4 {
-		return fmt.Errorf("-version %d is outside 1–4", *version)
+	if *ntpVersion < 1 || *ntpVersion > 4 {
+		return &usageError{fmt.Sprintf("-ntp-version %d is outside 1–4", *ntpVersion)}
 	}
 	addr := fs.Arg(0)
 	if _, _, err := net.SplitHostPort(addr); err != nil {
-		addr = net.JoinHostPort(addr, "123")
+		addr = net.JoinHostPort(strings.Trim(addr, "[]"), "123")
 	}
-	res, err := query(addr, uint8(*version), *timeout)
+	res, err := query(addr, uint8(*ntpVersion), *timeout)
 	if err != nil {
 		return err
 	}
 	res.print(stdout)
+	if res.reply.IsKiss() {
+		return &kissError{server: res.server, code: res.reply.RefID}
+	}
 	return nil
 }
+
+// kissMeaning says what a kiss code asks of the client.
+func kissMeaning(code ntpwire.RefID) string {
+	switch code {
+	case ntpwire.KissRate:
+		return "rate exceeded; the server limits how often a client may ask: wait, then query less often"
+	case ntpwire.KissDeny:
+		return "access denied; the server's access policy refuses this client"
+	case ntpwire.KissRstr:
+		return "access restricted by the server's local policy; this client may not query it"
+	case ntpwire.KissNTSN:
+		return "NTS negative acknowledgement; the cookie was not accepted, do NTS-KE again"
+	case ntpwire.KissCryp, ntpwire.KissAuth:
+		return "authentication failed; check the key (id and secret) the client uses"
+	case ntpwire.KissNKey:
+		return "the server has no key with the id the request named"
+	case ntpwire.KissInit:
+		return "the server's association with this client is not yet synchronised"
+	case ntpwire.KissStep:
+		return "the server stepped its clock; try again"
+	}
+	return "a kiss code ntpquery does not know; RFC 5905 says to stop asking this server"
+}
+
+// timeoutHelp lists why a server may not answer at all.
+const timeoutHelp = `possible causes:
+  - nothing listens on that UDP port (a host without a port means port 123);
+  - a firewall on the way drops NTP (UDP) packets;
+  - the server drops this client without a kiss-o'-death: its access
+    policy denies it, or it rate-limits it silently (an ntpkit daemon does
+    this after a few RATE kisses);
+  - the server is down, or the address is wrong`
 
 type result struct {
 	server     string
@@ -119,6 +240,13 @@ func query(addr string, version uint8, timeout time.Duration) (*result, error) {
 	for {
 		rep, n, _, err := ntpclient.ReadReply(read, rbuf, req.XmitTime, nil)
 		if err != nil {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				return nil, fmt.Errorf("no reply from %s: the host answered \"port unreachable\": nothing listens on that UDP port (a host without a port means port 123)", addr)
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return nil, fmt.Errorf("no reply from %s within %v; %s", addr, timeout, timeoutHelp)
+			}
 			return nil, fmt.Errorf("no reply from %s: %w", addr, err)
 		}
 		if rep.Mode != ntpwire.ModeServer {
@@ -146,7 +274,10 @@ func (r *result) print(w io.Writer) {
 		refid = p.RefID.Addr().String()
 	}
 	if p.IsKiss() {
-		refid = fmt.Sprintf("%s (kiss-o'-death)", p.RefID.String())
+		fmt.Fprintf(w, "server          %s (%d bytes)\n", r.server, r.replyBytes)
+		fmt.Fprintf(w, "kiss-o'-death   %s: %s\n", p.RefID.String(), kissMeaning(p.RefID))
+		fmt.Fprintf(w, "                (a kiss-o'-death carries no time: no offset or delay)\n")
+		return
 	}
 	fmt.Fprintf(w, "server          %s (%d bytes)\n", r.server, r.replyBytes)
 	fmt.Fprintf(w, "leap            %d (%s)\n", p.Leap, p.Leap)
@@ -159,9 +290,12 @@ func (r *result) print(w io.Writer) {
 	fmt.Fprintf(w, "root dispersion %v\n", p.RootDispersion.Duration())
 	fmt.Fprintf(w, "reference id    %s\n", refid)
 	fmt.Fprintf(w, "reference time  %s\n", ts(p.RefTime))
-	fmt.Fprintf(w, "origin time     %s\n", ts(p.OrigTime))
+	fmt.Fprintf(w, "origin time     %016x (echo of the random transmit timestamp ntpquery sent, not a time)\n", uint64(p.OrigTime))
 	fmt.Fprintf(w, "receive time    %s\n", ts(p.RecvTime))
 	fmt.Fprintf(w, "transmit time   %s\n", ts(p.XmitTime))
 	fmt.Fprintf(w, "offset          %+.9f s\n", r.offset.Seconds())
 	fmt.Fprintf(w, "delay           %.9f s\n", r.delay.Seconds())
+	if p.Leap == ntpwire.LeapAlarm || p.Stratum == 0 || p.Stratum >= ntpwire.MaxStratum {
+		fmt.Fprintf(w, "warning         the server says it is not synchronised (leap %s, stratum %d): do not set a clock from it\n", p.Leap, p.Stratum)
+	}
 }

@@ -12,8 +12,13 @@
 //
 // Usage:
 //
-//	standalone [-config file.json] [-listen addr,...] [-stratum N] [-refid ID]
+//	standalone [-config file.json] [-listen addr,...] [-stratum N] [-refid ID] [-api addr]
 //	standalone -print-default-config
+//	standalone -config-reference
+//	standalone -version
+//
+// Exit status: 0 after a clean stop (SIGINT, SIGTERM) or for -h, 1 when
+// the daemon cannot start or fails, 2 for bad flags.
 package main
 
 import (
@@ -32,16 +37,36 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/netutil"
+
+	"github.com/ntpkit/ntpkit/internal/buildinfo"
 	"github.com/ntpkit/ntpkit/server/daemon"
 	"github.com/ntpkit/ntpkit/server/daemon/daemonconfig"
 	"github.com/ntpkit/ntpkit/server/ops"
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	err := run(os.Args[1:], os.Stdout, os.Stderr)
+	switch {
+	case err == nil:
+	case errors.Is(err, errUsageShown):
+		os.Exit(2)
+	default:
 		fmt.Fprintln(os.Stderr, "standalone:", err)
 		os.Exit(1)
 	}
+}
+
+// errUsageShown is run's error for bad flags, after the flag package
+// printed the error and the usage.
+var errUsageShown = errors.New("bad usage")
+
+// flagOf names the command-line flag that overrides a configuration field,
+// so that a bad flag value is reported as the flag, not as the file.
+var flagOf = map[string]string{
+	"local.stratum": "stratum",
+	"local.refid":   "refid",
+	"api.listen":    "api",
 }
 
 func run(args []string, stdout, stderr io.Writer) error {
@@ -53,11 +78,29 @@ func run(args []string, stdout, stderr io.Writer) error {
 	stratum := fs.Int("stratum", 0, "stratum of the local reference, overriding the configuration")
 	refid := fs.String("refid", "", "reference ID of the local reference (ASCII or IPv4), overriding the configuration")
 	apiListen := fs.String("api", "", "TCP `address` of the HTTP management API, overriding the configuration (-api= turns it off)")
+	showVersion := fs.Bool("version", false, "print the daemon's version and exit")
+	printReference := fs.Bool("config-reference", false, "print the reference of every configuration key (type, default, SIGHUP, meaning) as Markdown and exit")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsageShown
 	}
-	apiSet := false
-	fs.Visit(func(f *flag.Flag) { apiSet = apiSet || f.Name == "api" })
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "standalone takes no arguments, only flags: %q\n", fs.Args())
+		fs.Usage()
+		return errUsageShown
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	apiSet := set["api"]
+	if *showVersion {
+		fmt.Fprintln(stdout, buildinfo.Read().Line("standalone"))
+		return nil
+	}
+	if *printReference {
+		return daemonconfig.WriteReference(stdout)
+	}
 	if *printDefault {
 		_, err := stdout.Write(daemonconfig.DefaultJSON())
 		return err
@@ -87,7 +130,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		if apiSet {
 			cfg.API.Listen = *apiListen
 		}
-		return cfg, cfg.Validate()
+		return cfg, flagError(cfg.Validate(), set)
 	}
 	cfg, err := load()
 	if err != nil {
@@ -125,9 +168,32 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("api: %w", err)
 		}
 		defer api.Close()
+		// Clients of the API must not use up the descriptors the NTP and
+		// NTS-KE listeners need: over the bound, new connections wait.
+		api = netutil.LimitListener(api, maxAPIConns)
 	}
 	r := &reloader{d: d, cur: cfg, load: load, logger: logger}
 	return serve(ctx, d, api, token, hup, r, logger)
+}
+
+// maxAPIConns bounds the management API's open connections.
+const maxAPIConns = 64
+
+// flagError reports a refused field that a flag set as the flag: "flag
+// -stratum: 20 is outside 1–15", not as a configuration path.
+func flagError(err error, set map[string]bool) error {
+	var fe *daemonconfig.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	name, ok := flagOf[fe.Field]
+	if !ok && strings.HasPrefix(fe.Field, "listen[") {
+		name, ok = "listen", true
+	}
+	if !ok || !set[name] {
+		return err
+	}
+	return fmt.Errorf("flag -%s: %s", name, fe.Reason)
 }
 
 // serve runs d until ctx ends, serving the management API on api (when
@@ -146,7 +212,7 @@ func serve(ctx context.Context, d *daemon.Daemon, api net.Listener, token string
 			logger.Warn("the management API is reachable from the network without a token", "addr", addr)
 		}
 		srv := &http.Server{
-			Handler:           ops.Handler(d, ops.Options{Token: token, Addr: addr}),
+			Handler:           ops.Handler(d, ops.Options{Token: token, Addr: addr, Hosts: r.cur.API.Hosts}),
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       10 * time.Second,
 			WriteTimeout:      10 * time.Second,
@@ -192,7 +258,8 @@ type reloader struct {
 // other sections are logged as needing a restart.
 func (r *reloader) reload() {
 	if r.load == nil {
-		r.d.ReloadFailed(errors.New("the daemon was started without -config: there is no file to reload"))
+		// Nothing to re-read: not a failure, and not counted as one.
+		r.logger.Info("SIGHUP ignored: the daemon was started without -config, so there is no file to reload")
 		return
 	}
 	next, err := r.load()

@@ -3,7 +3,9 @@ package interop
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,5 +87,53 @@ func TestDaemonNTSKEUnderIdleFlood(t *testing.T) {
 	if ok != 6 {
 		t.Errorf("a real client got keys %d of 6 times during an idle flood", ok)
 	}
+	// The listener's liveness is part of the status and the metrics.
+	resp, err := http.Get(d.APIURL(t) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf(`ntpkit_listener_up{kind="nts-ke",addr="%s"} 1`, keAddr); !strings.Contains(string(body), want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
 	d.Stop(t)
+}
+
+// TestDaemonAPIRefusesRebindingAndOpenExposure checks the built daemon's
+// management API: a request carrying another name in Host, as a browser
+// sends after DNS rebinding, gets 421; the daemon refuses to start with
+// the API on every interface and no token.
+func TestDaemonAPIRefusesRebindingAndOpenExposure(t *testing.T) {
+	bin := BuildDaemon(t)
+	port := FreeUDPPort(t)
+	d := StartDaemon(t, bin, "-listen", fmt.Sprintf("127.0.0.1:%d", port))
+	api := d.APIURL(t)
+	get := func(host string) int {
+		req, err := http.NewRequest(http.MethodGet, api+"/v1/status", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := get("rebind.attacker.example"); got != http.StatusMisdirectedRequest {
+		t.Errorf("Host rebind.attacker.example: %d, want 421", got)
+	}
+	if got := get(strings.TrimPrefix(api, "http://")); got != http.StatusOK {
+		t.Errorf("Host %s: %d, want 200", api, got)
+	}
+	d.Stop(t)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "-api", "0.0.0.0:0", "-listen", fmt.Sprintf("127.0.0.1:%d", port)).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "api.listen") {
+		t.Errorf("daemon with the API on 0.0.0.0 and no token: err %v, output:\n%s", err, out)
+	}
 }

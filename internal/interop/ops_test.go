@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ntpkit/ntpkit/clock/kernelsync"
 	"github.com/ntpkit/ntpkit/ntpwire"
 	"github.com/ntpkit/ntpkit/server/servertest"
 )
@@ -62,6 +63,10 @@ type opsStatus struct {
 		Failures   int    `json:"failures"`
 		LastError  string `json:"last_error"`
 	} `json:"config"`
+	Kernel struct {
+		Known        bool `json:"known"`
+		Synchronized bool `json:"synchronized"`
+	} `json:"kernel"`
 }
 
 type opsStats struct {
@@ -162,15 +167,23 @@ func TestOpsDaemonConfigAPIReload(t *testing.T) {
 		}
 	}
 
+	// The daemon serves the local clock, so its health follows what the
+	// kernel says about this machine's clock: 200 only when a time daemon
+	// keeps it synchronised, else 503 naming the kernel's state.
+	kernel, kerr := kernelsync.System{}.Read()
+	kernelSynced := kerr != nil || kernel.Synchronized
 	code, _, body := apiGet(t, base+"/healthz", token)
-	if code != http.StatusOK || string(body) != "ok\n" {
-		t.Errorf("/healthz: %d %q, want 200 ok", code, body)
+	switch {
+	case kernelSynced && (code != http.StatusOK || string(body) != "ok\n"):
+		t.Errorf("/healthz: %d %q, want 200 ok (kernel: %v, %v)", code, body, kernel, kerr)
+	case !kernelSynced && (code != http.StatusServiceUnavailable || !strings.Contains(string(body), "kernel reports the system clock unsynchronized")):
+		t.Errorf("/healthz: %d %q, want 503 naming the kernel's state (kernel: %v)", code, body, kernel)
 	}
 
 	var st opsStatus
 	getJSON(t, base+"/v1/status", token, &st)
-	if !st.Serving || !st.Synchronized || st.Reference.Stratum != 1 || st.Reference.RefID != "GPS" ||
-		len(st.Listen) != 2 || st.Config.Generation != 1 {
+	if !st.Serving || st.Synchronized != kernelSynced || st.Reference.Stratum != 1 || st.Reference.RefID != "GPS" ||
+		len(st.Listen) != 2 || st.Config.Generation != 1 || st.Kernel.Known != (kerr == nil) {
 		t.Errorf("unexpected /v1/status: %+v", st)
 	}
 
@@ -205,7 +218,7 @@ func TestOpsDaemonConfigAPIReload(t *testing.T) {
 	d.Signal(t, syscall.SIGHUP)
 	d.WaitLogCount(t, "config reload refused", 2, 10*time.Second)
 	log := d.Stderr.String()
-	if !strings.Contains(log, "local.stratum") || !strings.Contains(log, `unknown field \"bogus\"`) {
+	if !strings.Contains(log, "local.stratum") || !strings.Contains(log, "config: bogus: unknown field") {
 		t.Errorf("refusals do not give the reasons:\n%s", log)
 	}
 	for _, addr := range []string{fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("[::1]:%d", port)} {

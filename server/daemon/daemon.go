@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/ntpkit/ntpkit/clock"
+	"github.com/ntpkit/ntpkit/clock/kernelsync"
 	"github.com/ntpkit/ntpkit/server"
 	"github.com/ntpkit/ntpkit/upstream"
 )
@@ -47,6 +48,7 @@ type Daemon struct {
 	clk    clock.Clock
 	src    server.Source
 	local  *server.LocalSource   // nil with upstream servers
+	kernel kernelsync.Reader     // nil: the kernel is not consulted
 	disc   *upstream.Discipliner // nil without upstream servers
 	srv    *server.Server
 	guards *guards
@@ -58,6 +60,7 @@ type Daemon struct {
 	ready   chan struct{} // closed when Run serves
 
 	addrs  atomic.Pointer[[]string] // bound NTP addresses, set by Run
+	keAddr atomic.Pointer[string]   // bound NTS-KE address, set by Run
 	mu     sync.Mutex               // serializes Reload and ReloadFailed
 	reload reloadState
 }
@@ -81,11 +84,17 @@ func New(o Options) (*Daemon, error) {
 	}
 	d := &Daemon{opts: o, logger: logger, clk: clk, ready: make(chan struct{}), started: clk.Now()}
 	d.reload.begin(d.started)
+	d.kernel = o.Local.Kernel
+	if _, system := clk.(clock.System); d.kernel == nil && system {
+		d.kernel = kernelsync.System{}
+	}
 	if len(o.Upstream.Servers) == 0 {
 		d.local = server.NewLocalSource(clk, o.Local.Stratum)
 		if o.Local.RefID != ([4]byte{}) {
 			d.local.RefID = o.Local.RefID
 		}
+		d.local.Kernel = d.kernel
+		d.local.WhenUnsynchronized = o.Local.WhenUnsynchronized
 		d.src = d.local
 	} else {
 		uo := o.Upstream.Options
@@ -183,6 +192,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	keErr := make(chan error, 1)
 	if keLn != nil {
 		wg.Go(func() { keErr <- d.authn.serve(runCtx, keLn) })
+		a := keLn.Addr().String()
+		d.keAddr.Store(&a)
+		// Health looks the listener up in the KEServer; wait (briefly)
+		// until Serve has taken it, so Ready never reports it dead.
+		for i := 0; i < 1000 && len(d.authn.ke.Listeners()) == 0; i++ {
+			time.Sleep(time.Millisecond)
+		}
 	}
 	d.addrs.Store(&addrs)
 	d.logger.Info("serving", d.sourceAttrs()...)
@@ -227,7 +243,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 // sourceAttrs describes the served source for the "serving" log line.
 func (d *Daemon) sourceAttrs() []any {
 	if d.local != nil {
-		return []any{"stratum", d.local.Stratum, "refid", d.local.RefID.String(), "precision", d.local.Precision}
+		attrs := []any{"stratum", d.local.Stratum, "refid", d.local.RefID.String(), "precision", d.local.Precision}
+		if k, err := d.kernelState(); err == nil {
+			attrs = append(attrs, "kernel", k.String(), "when_unsynchronized", d.local.WhenUnsynchronized.String())
+		}
+		return attrs
 	}
 	ref := d.src.Reference()
 	return []any{"source", "upstream", "synchronized", ref.Synchronized(), "precision", ref.Precision}
@@ -287,20 +307,68 @@ func (d *Daemon) recordLocked(err error) {
 type Health struct {
 	// Serving is true while Run serves NTP requests.
 	Serving bool
+	// Listeners are the daemon's listening sockets, NTP addresses first,
+	// then NTS-KE; empty before Run binds them.
+	Listeners []Listener
 	// Synchronized is true when the served reference data is trusted
-	// (leap not alarm, stratum 1–15).
+	// (leap not alarm, stratum 1–15) and, when the local clock is served,
+	// the kernel does not report the system clock unsynchronised: a
+	// local clock no time daemon keeps in sync is served (by default) but
+	// is not healthy.
 	Synchronized bool
 	// Reason says why the time is not synchronized; empty when it is.
 	Reason string
 }
 
-// OK reports whether the daemon serves synchronized time.
-func (h Health) OK() bool { return h.Serving && h.Synchronized }
+// Listener is the state of one listening socket of the daemon.
+type Listener struct {
+	// Kind is "ntp" or "nts-ke".
+	Kind string
+	// Addr is the bound address.
+	Addr string
+	// Serving reports whether requests on it are being read or
+	// connections accepted.
+	Serving bool
+	// Err is why it is not serving or, while it is, the last temporary
+	// accept error it is retrying after; empty when none.
+	Err string
+}
+
+// OK reports whether the daemon serves synchronized time on every
+// listener.
+func (h Health) OK() bool { return h.Serving && h.Synchronized && h.ListenersOK() }
+
+// ListenersOK reports whether every listener is serving.
+func (h Health) ListenersOK() bool {
+	for _, l := range h.Listeners {
+		if !l.Serving {
+			return false
+		}
+	}
+	return true
+}
 
 // Health returns the daemon's health.
 func (d *Daemon) Health() Health {
 	h := Health{Serving: d.serving.Load()}
 	h.Synchronized, h.Reason = d.syncState()
+	if p := d.addrs.Load(); p != nil {
+		for _, a := range *p {
+			h.Listeners = append(h.Listeners, Listener{Kind: "ntp", Addr: a, Serving: h.Serving})
+		}
+	}
+	if a := d.keAddr.Load(); a != nil {
+		l := Listener{Kind: "nts-ke", Addr: *a, Err: "not accepting"}
+		for _, st := range d.authn.ke.Listeners() {
+			if st.Addr.String() == *a {
+				l.Serving, l.Err = st.Serving, ""
+				if st.Err != nil {
+					l.Err = st.Err.Error()
+				}
+			}
+		}
+		h.Listeners = append(h.Listeners, l)
+	}
 	return h
 }
 
@@ -321,10 +389,28 @@ func (d *Daemon) syncState() (bool, string) {
 		return false, fmt.Sprintf("upstream not synchronized (%d of %d sources reachable)", reachable, len(st.Sources))
 	}
 	ref := d.src.Reference()
+	if k, err := d.kernelState(); err == nil && !k.Synchronized {
+		serving := "served as a local clock anyway"
+		if !ref.Synchronized() {
+			serving = "replies say unsynchronized"
+		}
+		return false, fmt.Sprintf("the kernel reports the system clock unsynchronized (%v, max error %v); %s", k.ClockState, k.MaxError, serving)
+	}
 	if ref.Synchronized() {
 		return true, ""
 	}
 	return false, fmt.Sprintf("reference not synchronized (leap %s, stratum %d)", ref.Leap, ref.Stratum)
+}
+
+// errNoKernel is kernelState's error when the kernel is not consulted.
+var errNoKernel = errors.New("not consulted: the daemon serves a clock other than the system clock")
+
+// kernelState reads the kernel's state of the system clock.
+func (d *Daemon) kernelState() (kernelsync.State, error) {
+	if d.kernel == nil {
+		return kernelsync.State{}, errNoKernel
+	}
+	return d.kernel.Read()
 }
 
 // Source returns what the daemon serves: a *server.LocalSource, or the

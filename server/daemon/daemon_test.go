@@ -107,8 +107,10 @@ func TestRunServesAndStops(t *testing.T) {
 	}
 	want := Status{
 		Time: clk.Now(), Version: st.Version, GoVersion: st.GoVersion, Started: clk.Now(), Serving: true,
-		Listen: st.Listen, Synchronized: true, Reference: d.Source().Reference(), ReferenceTime: clk.Now(),
-		Reloads: ReloadStatus{Generation: 1, LastSuccess: clk.Now()},
+		Listen: st.Listen, Listeners: []Listener{{Kind: "ntp", Addr: st.Listen[0], Serving: true}},
+		Synchronized: true, Reference: d.Source().Reference(), ReferenceTime: clk.Now(),
+		Reloads:     ReloadStatus{Generation: 1, LastSuccess: clk.Now()},
+		KernelError: errNoKernel.Error(), // a fake clock: the kernel is not consulted
 	}
 	if diff := cmp.Diff(want, st); diff != "" {
 		t.Errorf("status (-want +got):\n%s", diff)

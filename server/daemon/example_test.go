@@ -4,17 +4,27 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"time"
+
+	"github.com/ntpkit/ntpkit/clock/kernelsync"
 
 	"github.com/ntpkit/ntpkit/policy"
 	"github.com/ntpkit/ntpkit/server/daemon"
 )
 
 // A daemon serving the system clock on a loopback port to clients in
-// 127.0.0.0/8 only, with the default rate limit.
+// 127.0.0.0/8 only, with the default rate limit. Its health follows what
+// the kernel says about the system clock; here a kernel kept in sync by a
+// time daemon is simulated, so that the output does not depend on the
+// machine (Local.Kernel nil reads the real kernel).
 func Example() {
 	allow, _ := policy.ParseRule("allow 127.0.0.0/8")
+	synced := kernelsync.ReaderFunc(func() (kernelsync.State, error) {
+		return kernelsync.State{Synchronized: true, MaxError: time.Millisecond}, nil
+	})
 	d, err := daemon.New(daemon.Options{
 		Listen:    []string{"127.0.0.1:0"},
+		Local:     daemon.Local{Kernel: synced},
 		Access:    daemon.Access{Rules: []policy.Rule{allow}, Default: policy.Deny},
 		RateLimit: daemon.RateLimit{Enabled: true},
 	})

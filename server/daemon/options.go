@@ -7,13 +7,16 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"time"
 
 	"github.com/ntpkit/ntpkit/clock"
+	"github.com/ntpkit/ntpkit/clock/kernelsync"
 	"github.com/ntpkit/ntpkit/ntpwire"
 	"github.com/ntpkit/ntpkit/policy"
 	"github.com/ntpkit/ntpkit/ratelimit"
+	"github.com/ntpkit/ntpkit/server"
 	"github.com/ntpkit/ntpkit/server/symkey"
 	"github.com/ntpkit/ntpkit/upstream"
 )
@@ -59,6 +62,19 @@ type Local struct {
 	Stratum uint8
 	// RefID is served in replies; zero: server.LocalRefID (127.127.1.1).
 	RefID ntpwire.RefID
+	// Kernel reads what the kernel knows about the synchronisation of the
+	// system clock (see package clock/kernelsync). Nil: kernelsync.System
+	// when the system clock is served (Options.Clock nil or
+	// clock.System), else the kernel is not consulted. The state shows in Status, drives Health
+	// while the local clock is served, and decides what replies say
+	// (server.LocalSource.Kernel).
+	Kernel kernelsync.Reader
+	// WhenUnsynchronized is what replies say while the kernel reports the
+	// system clock unsynchronised: the zero value, server.ServeLocalClock,
+	// serves it anyway as a local clock at Stratum (Health still reports
+	// the daemon unsynchronised); server.AnnounceUnsynchronized answers
+	// with leap alarm and stratum 16, which clients do not synchronise to.
+	WhenUnsynchronized server.UnsyncPolicy
 }
 
 // Tuning tunes the NTP sockets; zero values keep server.Server's defaults.
@@ -159,6 +175,10 @@ type NTS struct {
 	MaxSessions int
 }
 
+// MaxReaders bounds the reader goroutines, Listen addresses × sockets ×
+// workers; each has its own batch buffers (about 130 KiB).
+const MaxReaders = 1024
+
 // DefaultNTSListen is the NTS-KE address used when NTS.Listen is empty.
 const DefaultNTSListen = "127.0.0.1:4460"
 
@@ -173,12 +193,22 @@ func (o *Options) validate() error {
 			return fmt.Errorf("daemon: Listen[%d] %q: %w", i, a, err)
 		}
 	}
+	if o.Local.WhenUnsynchronized > server.AnnounceUnsynchronized {
+		return fmt.Errorf("daemon: Local.WhenUnsynchronized %v is not a known policy", o.Local.WhenUnsynchronized)
+	}
 	if o.Local.Stratum > 15 {
 		return fmt.Errorf("daemon: Local.Stratum %d is outside 1–15", o.Local.Stratum)
 	}
 	t := o.Tuning
 	if t.Sockets < 0 || t.Sockets > 1024 || t.Workers < 0 || t.Workers > 1024 || t.ReadBuffer < 0 || t.WriteBuffer < 0 {
 		return fmt.Errorf("daemon: Tuning %+v: sockets and workers must be 0–1024, buffers not negative", t)
+	}
+	sockets := t.Sockets
+	if sockets == 0 {
+		sockets = runtime.GOMAXPROCS(0)
+	}
+	if n := len(o.Listen) * sockets * max(1, t.Workers); n > MaxReaders {
+		return fmt.Errorf("daemon: Tuning: %d addresses × %d sockets × %d workers make %d readers, more than %d", len(o.Listen), sockets, max(1, t.Workers), n, MaxReaders)
 	}
 	if o.NTS.Enabled {
 		n := o.NTS

@@ -1,12 +1,12 @@
 package daemon
 
 import (
-	"runtime"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/ntpkit/ntpkit/clock/kernelsync"
+	"github.com/ntpkit/ntpkit/internal/buildinfo"
 	"github.com/ntpkit/ntpkit/ntpwire"
 	"github.com/ntpkit/ntpkit/server"
 	"github.com/ntpkit/ntpkit/server/auth"
@@ -18,8 +18,9 @@ import (
 type Status struct {
 	// Time is when the snapshot was taken, by the daemon's clock.
 	Time time.Time
-	// Version is the main module's version ("(devel)" when unknown) and
-	// GoVersion the Go version the program was built with.
+	// Version is the program's version: the module version of a release,
+	// "devel-<revision>[-dirty]" for a build from a checkout, "(devel)"
+	// when unknown; GoVersion is the Go version it was built with.
 	Version, GoVersion string
 	// Started is when the daemon was built (New).
 	Started time.Time
@@ -27,6 +28,9 @@ type Status struct {
 	Serving bool
 	// Listen lists the bound NTP addresses; empty before Run.
 	Listen []string
+	// Listeners are Health's: every listening socket and whether it
+	// serves.
+	Listeners []Listener
 	// Synchronized and SyncReason are Health's.
 	Synchronized bool
 	SyncReason   string
@@ -40,6 +44,11 @@ type Status struct {
 	// Upstream is the Discipliner's status; nil when the daemon serves
 	// the local clock.
 	Upstream *upstream.Status
+	// Kernel is the kernel's synchronisation state of the system clock;
+	// nil when the kernel is not consulted or could not be read, and then
+	// KernelError says why.
+	Kernel      *kernelsync.State
+	KernelError string
 }
 
 // ReloadStatus records the outcome of reloads.
@@ -111,6 +120,7 @@ func (d *Daemon) Status() Status {
 		Started:      d.started,
 		Serving:      h.Serving,
 		Listen:       addrs,
+		Listeners:    h.Listeners,
 		Synchronized: h.Synchronized,
 		SyncReason:   h.Reason,
 		Reference:    ref,
@@ -123,16 +133,20 @@ func (d *Daemon) Status() Status {
 		st := d.disc.Status()
 		s.Upstream = &st
 	}
+	if k, err := d.kernelState(); err != nil {
+		s.KernelError = err.Error()
+	} else {
+		s.Kernel = &k
+	}
 	return s
 }
 
-// buildVersion returns the main module's version and the Go version.
+// buildVersion returns the program's version (a release's module version,
+// or "devel-" and the VCS revision of a build from a checkout; see
+// internal/buildinfo) and the Go version.
 func buildVersion() (version, goVersion string) {
-	version = "(devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		version = bi.Main.Version
-	}
-	return version, runtime.Version()
+	in := buildinfo.Read()
+	return in.Short(), in.GoVersion
 }
 
 // Stats is a snapshot of the daemon's counters. The pointers are nil for

@@ -120,6 +120,12 @@ func Daemon(st daemon.Status, s daemon.Stats) []Family {
 	b.sample(1, "version", st.Version, "goversion", st.GoVersion)
 	b.gauge("ntpkit_start_time_seconds", "When the daemon started, in seconds since the Unix epoch.", unixSeconds(st.Started))
 	b.gauge("ntpkit_serving", "1 while the daemon serves NTP requests.", boolValue(st.Serving))
+	if len(st.Listeners) > 0 {
+		b.family("ntpkit_listener_up", Gauge, "1 while a listening socket serves (reads NTP requests or accepts NTS-KE connections), by kind and address.")
+		for _, l := range st.Listeners {
+			b.sample(boolValue(l.Serving), "kind", l.Kind, "addr", l.Addr)
+		}
+	}
 
 	b.counter("ntpkit_requests_total", "NTP datagrams received.", s.Server.Received)
 	b.counter("ntpkit_replies_total", "NTP replies sent, kiss-o'-death replies included.", s.Server.Replies)
@@ -138,6 +144,13 @@ func Daemon(st daemon.Status, s daemon.Stats) []Family {
 	b.gauge("ntpkit_precision_seconds", "Precision of the served clock.", ntpwire.LogToDuration(ref.Precision).Seconds())
 	b.gauge("ntpkit_root_delay_seconds", "Root delay served in replies.", ref.RootDelay.Seconds())
 	b.gauge("ntpkit_root_dispersion_seconds", "Root dispersion served in replies.", ref.RootDispersion.Seconds())
+	if k := st.Kernel; k != nil {
+		b.gauge("ntpkit_kernel_synchronized", "1 when the kernel reports the system clock synchronized (adjtimex: STA_UNSYNC clear, not TIME_ERROR), 0 otherwise; absent when unknown.", boolValue(k.Synchronized))
+		b.gauge("ntpkit_kernel_max_error_seconds", "The kernel's maximum error bound of the system clock (16 s: unknown).", k.MaxError.Seconds())
+		b.gauge("ntpkit_kernel_estimated_error_seconds", "The kernel's estimated error of the system clock.", k.EstError.Seconds())
+		b.gauge("ntpkit_kernel_offset_seconds", "Phase offset the kernel is still slewing away.", k.Offset.Seconds())
+		b.gauge("ntpkit_kernel_frequency_ppm", "The kernel's frequency correction of the system clock, in parts per million.", k.FrequencyPPM)
+	}
 	if !st.ReferenceTime.IsZero() {
 		b.gauge("ntpkit_reference_time_seconds", "Reference time served in replies, in seconds since the Unix epoch.", unixSeconds(st.ReferenceTime))
 	}

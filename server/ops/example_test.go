@@ -8,14 +8,18 @@ import (
 	"net/http"
 	"net/http/httptest"
 
+	"github.com/ntpkit/ntpkit/clock/kernelsync"
+
 	"github.com/ntpkit/ntpkit/server/daemon"
 	"github.com/ntpkit/ntpkit/server/ops"
 )
 
 // An embedder mounts the daemon's endpoints on its own mux, beside its
-// own handlers.
+// own handlers. (The kernel is simulated as synchronised so that /healthz
+// does not depend on the machine's clock.)
 func Example() {
-	d, err := daemon.New(daemon.Options{Listen: []string{"127.0.0.1:0"}})
+	synced := kernelsync.ReaderFunc(func() (kernelsync.State, error) { return kernelsync.State{Synchronized: true}, nil })
+	d, err := daemon.New(daemon.Options{Listen: []string{"127.0.0.1:0"}, Local: daemon.Local{Kernel: synced}})
 	if err != nil {
 		log.Fatal(err)
 	}

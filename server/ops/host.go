@@ -7,17 +7,12 @@ import (
 	"strings"
 )
 
-// maxAPIConns bounds the management API's open connections, so that
-// clients of the API cannot use up the process's file descriptors (which
-// the NTP and NTS-KE listeners need too).
-const maxAPIConns = 64
-
 // checkHost wraps next so that only requests whose Host header is an IP
 // address, "localhost" or one of hosts (compared without case) reach it;
 // others get 421 Misdirected Request. A web page from another name that
 // rebinds its DNS to the API's address is thus refused: its requests
 // carry its own name. A bearer token defeats rebinding too (a page cannot
-// know it), so the daemon checks Host when the API has no token.
+// know it), so Handler checks Host only when there is no token.
 func checkHost(hosts []string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !hostAllowed(r.Host, hosts) {

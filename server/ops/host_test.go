@@ -36,3 +36,35 @@ func TestCheckHost(t *testing.T) {
 		}
 	}
 }
+
+// TestHandlerChecksHostWithoutToken checks that the API without a token
+// refuses a request a DNS-rebinding page would send, and that with a
+// token it does not look at Host (the token is the defence).
+func TestHandlerChecksHostWithoutToken(t *testing.T) {
+	do := func(h http.Handler, host, auth string) int {
+		req := httptest.NewRequest(http.MethodGet, "/v1/status", nil)
+		req.Host = host
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	open := Handler(&fake{}, Options{Hosts: []string{"ntp1.example.net"}})
+	if got := do(open, "rebind.attacker.example:8080", ""); got != http.StatusMisdirectedRequest {
+		t.Errorf("no token, Host rebind.attacker.example: %d, want 421", got)
+	}
+	for _, host := range []string{"127.0.0.1:8080", "localhost:8080", "ntp1.example.net:8080"} {
+		if got := do(open, host, ""); got != http.StatusOK {
+			t.Errorf("no token, Host %s: %d, want 200", host, got)
+		}
+	}
+	locked := Handler(&fake{}, Options{Token: "t0k"})
+	if got := do(locked, "ntp.example.org", "Bearer t0k"); got != http.StatusOK {
+		t.Errorf("token, any Host: %d, want 200", got)
+	}
+	if got := do(locked, "rebind.attacker.example", ""); got != http.StatusUnauthorized {
+		t.Errorf("token missing: %d, want 401", got)
+	}
+}

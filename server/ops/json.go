@@ -12,18 +12,45 @@ import (
 
 // Status is the body of GET /v1/status.
 type Status struct {
-	Version       string    `json:"version"`               // main module version, "(devel)" when unknown
-	GoVersion     string    `json:"go_version"`            // Go version the binary was built with
-	Started       time.Time `json:"started"`               // when the daemon was built
-	UptimeSeconds float64   `json:"uptime_seconds"`        // seconds since Started
-	Serving       bool      `json:"serving"`               // true while NTP requests are served
-	Listen        []string  `json:"listen"`                // bound NTP addresses
-	APIListen     string    `json:"api_listen"`            // address of this API, when known
-	Synchronized  bool      `json:"synchronized"`          // the served time is synchronized
-	SyncReason    string    `json:"sync_reason,omitempty"` // why not, when not
-	Reference     Reference `json:"reference"`             // the reference data replies carry
-	Config        Reloads   `json:"config"`                // configuration reloads
-	Upstream      *Upstream `json:"upstream,omitempty"`    // the Discipliner; absent when serving the local clock
+	Version       string     `json:"version"`               // main module version, "(devel)" when unknown
+	GoVersion     string     `json:"go_version"`            // Go version the binary was built with
+	Started       time.Time  `json:"started"`               // when the daemon was built
+	UptimeSeconds float64    `json:"uptime_seconds"`        // seconds since Started
+	Serving       bool       `json:"serving"`               // true while NTP requests are served
+	Listen        []string   `json:"listen"`                // bound NTP addresses
+	Listeners     []Listener `json:"listeners"`             // every listening socket and whether it serves
+	APIListen     string     `json:"api_listen"`            // address of this API, when known
+	Synchronized  bool       `json:"synchronized"`          // the served time is synchronized
+	SyncReason    string     `json:"sync_reason,omitempty"` // why not, when not
+	Reference     Reference  `json:"reference"`             // the reference data replies carry
+	Config        Reloads    `json:"config"`                // configuration reloads
+	Upstream      *Upstream  `json:"upstream,omitempty"`    // the Discipliner; absent when serving the local clock
+	Kernel        Kernel     `json:"kernel"`                // the kernel's synchronisation state of the system clock
+}
+
+// Kernel is the "kernel" object of /v1/status: what the kernel knows about
+// the synchronisation of the system clock (adjtimex on Linux). Known is
+// false, with Error saying why, when the kernel is not consulted (a clock
+// other than the system clock) or the platform cannot tell.
+type Kernel struct {
+	Known                 bool    `json:"known"`
+	Error                 string  `json:"error,omitempty"`
+	Synchronized          bool    `json:"synchronized"`            // STA_UNSYNC clear and not TIME_ERROR
+	ClockState            string  `json:"clock_state,omitempty"`   // TIME_OK, TIME_ERROR, ...
+	Status                uint32  `json:"status"`                  // STA_* bits
+	MaxErrorSeconds       float64 `json:"max_error_seconds"`       // maximum error bound; 16: unknown
+	EstimatedErrorSeconds float64 `json:"estimated_error_seconds"` // estimated error
+	OffsetSeconds         float64 `json:"offset_seconds"`          // phase offset still being slewed
+	FrequencyPPM          float64 `json:"frequency_ppm"`           // frequency correction
+	TAIOffsetSeconds      int     `json:"tai_offset_seconds"`      // TAI−UTC when set
+}
+
+// Listener is one listening socket of the daemon.
+type Listener struct {
+	Kind    string `json:"kind"`            // "ntp" or "nts-ke"
+	Addr    string `json:"addr"`            // bound address
+	Serving bool   `json:"serving"`         // reading requests or accepting connections
+	Error   string `json:"error,omitempty"` // why not, or the last temporary accept error
 }
 
 // Reference is the reference data the daemon serves.
@@ -152,8 +179,21 @@ func StatusOf(st daemon.Status, apiAddr string) Status {
 	if s.Listen == nil {
 		s.Listen = []string{}
 	}
+	s.Listeners = []Listener{}
+	for _, l := range st.Listeners {
+		s.Listeners = append(s.Listeners, Listener{Kind: l.Kind, Addr: l.Addr, Serving: l.Serving, Error: l.Err})
+	}
 	if st.Upstream != nil {
 		s.Upstream = upstreamOf(st.Upstream)
+	}
+	if k := st.Kernel; k != nil {
+		s.Kernel = Kernel{
+			Known: true, Synchronized: k.Synchronized, ClockState: k.ClockState.String(), Status: k.Status,
+			MaxErrorSeconds: k.MaxError.Seconds(), EstimatedErrorSeconds: k.EstError.Seconds(),
+			OffsetSeconds: k.Offset.Seconds(), FrequencyPPM: k.FrequencyPPM, TAIOffsetSeconds: k.TAIOffset,
+		}
+	} else {
+		s.Kernel = Kernel{Error: st.KernelError}
 	}
 	return s
 }

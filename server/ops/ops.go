@@ -40,6 +40,13 @@ type Options struct {
 	// Addr is the address the handler is served on, reported as
 	// api_listen in /v1/status; empty when not known.
 	Addr string
+	// Hosts are the names, besides IP addresses and "localhost", that a
+	// request's Host header may carry when there is no Token; other
+	// requests get 421 Misdirected Request. Without a token this is what
+	// stops DNS rebinding: a web page whose name is made to resolve to
+	// the API's address cannot read it from a browser, as its requests
+	// carry its own name. With a Token, Host is not checked.
+	Hosts []string
 }
 
 // Handler returns the handler serving src's endpoints.
@@ -51,7 +58,7 @@ func Handler(src Source, o Options) http.Handler {
 	mux.HandleFunc("GET /v1/stats", h.stats)
 	mux.HandleFunc("GET /metrics", h.metrics)
 	if o.Token == "" {
-		return mux
+		return checkHost(o.Hosts, mux)
 	}
 	return requireToken(o.Token, mux)
 }
@@ -85,6 +92,13 @@ func (h *handler) health(w http.ResponseWriter, r *http.Request) {
 	case !hs.Serving:
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, "not serving")
+	case !hs.ListenersOK():
+		w.WriteHeader(http.StatusServiceUnavailable)
+		for _, l := range hs.Listeners {
+			if !l.Serving {
+				fmt.Fprintf(w, "%s listener %s not serving: %s\n", l.Kind, l.Addr, l.Err)
+			}
+		}
 	case !hs.Synchronized:
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintln(w, "not synchronized:", hs.Reason)

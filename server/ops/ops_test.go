@@ -35,6 +35,7 @@ func (f *fake) Stats() daemon.Stats   { return f.s }
 func get(t *testing.T, h http.Handler, path, auth string) *httptest.ResponseRecorder {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodGet, path, nil)
+	req.Host = "127.0.0.1:8080" // httptest's example.com would fail the Host check
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
@@ -208,6 +209,7 @@ func TestToken(t *testing.T) {
 func TestMethods(t *testing.T) {
 	h := Handler(&fake{}, Options{})
 	req := httptest.NewRequest(http.MethodPost, "/v1/status", nil)
+	req.Host = "localhost"
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusMethodNotAllowed {

@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -76,16 +77,42 @@ type API struct {
 	Listen string `json:"listen"`
 	// TokenFile names a file holding a bearer token that every request
 	// must present ("Authorization: Bearer <token>"); empty: no auth.
+	// It is required when Listen is not a loopback address, unless
+	// AllowNoToken is set.
 	TokenFile string `json:"token_file"`
+	// AllowNoToken serves the API off loopback without a token: anyone
+	// who reaches the port reads the status. Off by default.
+	AllowNoToken bool `json:"allow_no_token"`
+	// Hosts are the names, besides IP addresses and "localhost", that
+	// requests may carry in their Host header when the API has no token
+	// (a web page cannot use DNS rebinding to read it: its requests
+	// carry its own name). With a token, Host is not checked.
+	Hosts []string `json:"hosts"`
 }
 
 // Local is the local clock's reference data.
 type Local struct {
 	// Stratum is 1–15.
 	Stratum int `json:"stratum"`
-	// RefID is up to 4 ASCII characters or an IPv4 address; empty:
-	// 127.127.1.1.
+	// RefID is up to 4 ASCII characters (a reference code such as "GPS"
+	// for a stratum-1 clock) or an IPv4 address; the default 127.127.1.1
+	// (also used when empty) is the address chrony and ntpd give the
+	// local clock, which clients show as LOCAL or 127.127.1.1.
 	RefID string `json:"refid"`
+	// WhenUnsynchronized is what replies say while the kernel reports
+	// the system clock unsynchronised: "serve" (the default) serves it
+	// anyway as a local clock at Stratum, as chrony's "local" does, while
+	// /healthz, /v1/status and the metrics report the kernel's state;
+	// "unsynchronized" answers with leap alarm and stratum 16, so that
+	// clients do not use the time.
+	WhenUnsynchronized string `json:"when_unsynchronized"`
+}
+
+// unsyncPolicies maps local.when_unsynchronized's values to policies.
+var unsyncPolicies = map[string]server.UnsyncPolicy{
+	"":               server.ServeLocalClock,
+	"serve":          server.ServeLocalClock,
+	"unsynchronized": server.AnnounceUnsynchronized,
 }
 
 // Server tunes the NTP sockets.
@@ -100,6 +127,19 @@ type Server struct {
 	ReadBuffer  int `json:"read_buffer"`
 	WriteBuffer int `json:"write_buffer"`
 }
+
+// Bounds on values that would otherwise let a configuration file exhaust
+// the machine's memory.
+const (
+	// MaxReaders bounds listen addresses × sockets × workers: each reader
+	// is a goroutine with its own batch buffers (about 130 KiB).
+	MaxReaders = daemon.MaxReaders
+	// MaxNameEntries bounds access.names.max_entries.
+	MaxNameEntries = 1 << 20
+	// MaxRateLimitMemory bounds rate_limit.memory: 1 GiB holds 67
+	// million clients.
+	MaxRateLimitMemory = 1 << 30
+)
 
 // FieldError is a configuration value that was refused.
 type FieldError struct {
@@ -143,28 +183,22 @@ func Parse(data []byte) (Config, error) {
 // decodeStrict decodes one JSON object onto cfg, refusing unknown fields,
 // wrong types and trailing data.
 func decodeStrict(data []byte, cfg *Config) error {
+	scan, err := scanJSON(data)
+	if scan.dup != "" {
+		line, col := position(data, scan.dupOff)
+		return fieldErr(scan.dup, "given twice (again at line %d, column %d); the second would silently replace the first", line, col)
+	} else if errors.Is(err, errJSONTooDeep) {
+		return fmt.Errorf("config: %w", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(cfg); err != nil {
-		return describeJSONError(err)
+		return describeJSONError(data, scan, err)
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
 		return errors.New("config: trailing data after the JSON object")
 	}
 	return nil
-}
-
-func describeJSONError(err error) error {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fieldErr(te.Field, "wrong type: got JSON %s, want %s", te.Value, te.Type)
-	}
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Errorf("config: JSON syntax error at byte %d: %w", se.Offset, err)
-	}
-	// encoding/json reports unknown fields as `json: unknown field "x"`.
-	return fmt.Errorf("config: %w", err)
 }
 
 // Validate checks every field and returns the first problem as a
@@ -183,6 +217,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := ParseRefID(c.Local.RefID); err != nil {
 		return fieldErr("local.refid", "%v", err)
+	}
+	if _, ok := unsyncPolicies[c.Local.WhenUnsynchronized]; !ok {
+		return fieldErr("local.when_unsynchronized", "%q is neither \"serve\" nor \"unsynchronized\"", c.Local.WhenUnsynchronized)
 	}
 	for _, f := range []struct {
 		name string
@@ -203,6 +240,14 @@ func (c *Config) Validate() error {
 	if c.Server.Workers > 1024 {
 		return fieldErr("server.workers", "%d is more than 1024", c.Server.Workers)
 	}
+	sockets := c.Server.Sockets
+	if sockets == 0 {
+		sockets = runtime.GOMAXPROCS(0)
+	}
+	if n := len(c.Listen) * sockets * max(1, c.Server.Workers); n > MaxReaders {
+		return fieldErr("server.workers", "%d listen addresses × %d sockets × %d workers make %d readers, more than %d",
+			len(c.Listen), sockets, max(1, c.Server.Workers), n, MaxReaders)
+	}
 	if _, err := c.Upstream.options(); err != nil {
 		return err
 	}
@@ -220,10 +265,29 @@ func (c *Config) Validate() error {
 	if c.API.TokenFile != "" && c.API.Listen == "" {
 		return fieldErr("api.token_file", "set but the API is off (api.listen is empty)")
 	}
+	if c.API.Listen != "" && c.API.TokenFile == "" && !c.API.AllowNoToken && !loopbackAddr(c.API.Listen) {
+		return fieldErr("api.listen", "%q is reachable from other hosts and api.token_file is not set: set a token, or api.allow_no_token to serve the API unauthenticated", c.API.Listen)
+	}
+	for i, h := range c.API.Hosts {
+		if h == "" || strings.ContainsAny(h, " /:@") {
+			return fieldErr(fmt.Sprintf("api.hosts[%d]", i), "%q is not a host name", h)
+		}
+	}
 	if err := c.NTS.validate(); err != nil {
 		return err
 	}
 	return nil
+}
+
+// loopbackAddr reports whether the "ip:port" address a is on a loopback
+// address; an empty IP (every interface) is not.
+func loopbackAddr(a string) bool {
+	host, _, err := net.SplitHostPort(a)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // validateAddr checks an "ip:port" address; the IP may be empty.
@@ -282,6 +346,9 @@ func (c *Config) Token() (string, error) {
 	if c.API.TokenFile == "" {
 		return "", nil
 	}
+	if _, err := checkSecretFile("api.token_file", c.API.TokenFile); err != nil {
+		return "", err
+	}
 	data, err := os.ReadFile(c.API.TokenFile)
 	if err != nil {
 		return "", fieldErr("api.token_file", "%v", err)
@@ -299,7 +366,9 @@ func (c *Config) Token() (string, error) {
 // Options validates c, reads the files it names (keys_file,
 // nts.key_seed_file, upstream.nts_trusted_certs) and returns the
 // daemon.Options it describes, with logger as the daemon's logger.
-// Errors name the field.
+// Errors name the field. Secret files (keys_file, nts.key_file,
+// nts.key_seed_file, api.token_file) that other users may write are
+// refused; those they may read are accepted with a warning.
 func (c *Config) Options(logger *slog.Logger) (daemon.Options, error) {
 	if err := c.Validate(); err != nil {
 		return daemon.Options{}, err
@@ -307,10 +376,13 @@ func (c *Config) Options(logger *slog.Logger) (daemon.Options, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if err := c.checkSecrets(logger); err != nil {
+		return daemon.Options{}, err
+	}
 	refid, _ := ParseRefID(c.Local.RefID)
 	o := daemon.Options{
 		Listen: c.Listen,
-		Local:  daemon.Local{Stratum: uint8(c.Local.Stratum), RefID: refid},
+		Local:  daemon.Local{Stratum: uint8(c.Local.Stratum), RefID: refid, WhenUnsynchronized: unsyncPolicies[c.Local.WhenUnsynchronized]},
 		Tuning: daemon.Tuning{
 			Sockets:     c.Server.Sockets,
 			Workers:     c.Server.Workers,

@@ -46,9 +46,9 @@ func (c *NTS) validate() error {
 		}
 	}
 	if c.Rotation != "" {
-		d, err := time.ParseDuration(c.Rotation)
+		d, err := parseDurationField("nts.rotation", c.Rotation, true)
 		if err != nil {
-			return fieldErr("nts.rotation", "%q is not a duration like \"24h\"", c.Rotation)
+			return err
 		}
 		if d < time.Minute {
 			return fieldErr("nts.rotation", "%v is shorter than a minute", d)
@@ -89,14 +89,16 @@ func (c *NTS) options(logger *slog.Logger) (daemon.NTS, error) {
 	if c.Rotation != "" {
 		o.Rotation, _ = time.ParseDuration(c.Rotation) // checked by validate
 	}
+	// The daemon loads the pair; a missing or unreadable file is named
+	// here by its field, before anything binds.
+	for _, f := range []struct{ field, path string }{{"nts.cert_file", c.CertFile}, {"nts.key_file", c.KeyFile}} {
+		if _, err := os.ReadFile(f.path); err != nil {
+			return o, fieldErr(f.field, "%v", err)
+		}
+	}
 	if c.KeySeedFile != "" {
-		st, err := os.Stat(c.KeySeedFile)
-		if err != nil {
-			return o, fieldErr("nts.key_seed_file", "%v", err)
-		}
-		if st.Mode().Perm()&0o077 != 0 {
-			logger.Warn("nts: the master seed file is readable by other users", "file", c.KeySeedFile, "mode", st.Mode().Perm().String())
-		}
+		// Permissions are checked by Config.checkSecrets.
+		var err error
 		if o.Seed, err = os.ReadFile(c.KeySeedFile); err != nil {
 			return o, fieldErr("nts.key_seed_file", "%v", err)
 		}

@@ -139,7 +139,7 @@ func (c *Config) Policy() (daemon.Access, daemon.RateLimit, error) {
 		{"rate_limit.burst", r.Burst < 1, "must be at least 1"},
 		{"rate_limit.ipv4_prefix", r.IPv4Prefix < 1 || r.IPv4Prefix > 32, "must be 1–32"},
 		{"rate_limit.ipv6_prefix", r.IPv6Prefix < 1 || r.IPv6Prefix > 128, "must be 1–128"},
-		{"rate_limit.memory", r.Memory < ratelimit.MinMemoryBytes || r.Memory > 1<<34, fmt.Sprintf("must be %d bytes to 16 GiB", ratelimit.MinMemoryBytes)},
+		{"rate_limit.memory", r.Memory < ratelimit.MinMemoryBytes || r.Memory > MaxRateLimitMemory, fmt.Sprintf("must be %d bytes to 1 GiB", ratelimit.MinMemoryBytes)},
 		{"rate_limit.leak", r.Leak > 31, "must be 0–31"},
 		{"rate_limit.global_per_second", !(r.GlobalPerSecond >= 0) || math.IsInf(r.GlobalPerSecond, 0), "must be 0 (no cap) or above"},
 		{"rate_limit.global_burst", r.GlobalBurst < 0, "must not be negative"},
@@ -190,8 +190,8 @@ func (n Names) config() (*policy.NameACLConfig, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n.MaxEntries < 0 {
-		return nil, fieldErr("access.names.max_entries", "%d is negative", n.MaxEntries)
+	if n.MaxEntries < 0 || n.MaxEntries > MaxNameEntries {
+		return nil, fieldErr("access.names.max_entries", "%d is outside 0–%d", n.MaxEntries, MaxNameEntries)
 	}
 	if len(rules) == 0 {
 		return nil, nil
@@ -224,9 +224,5 @@ func parseDuration(field, s string) (time.Duration, error) {
 	if s == "" {
 		return 0, nil
 	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 {
-		return 0, fieldErr(field, "%q is not a duration such as \"1s\" or \"1h\"", s)
-	}
-	return d, nil
+	return parseDurationField(field, s, false)
 }

@@ -6,9 +6,12 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ntpkit/ntpkit/server/daemon"
@@ -37,8 +40,8 @@ type Upstream struct {
 	// StepThreshold is the offset beyond which the served clock is
 	// stepped rather than slewed (empty: 128ms).
 	StepThreshold string `json:"step_threshold"`
-	// Holdover is how long the clock stays synchronised without usable
-	// sources (empty: 4 × max_poll, at least 1m).
+	// Holdover is the duration the clock stays synchronised without
+	// usable sources (empty: 4 × max_poll, at least 1m).
 	Holdover string `json:"holdover"`
 	// MinSources is how many sources must agree to update the clock
 	// (0: 1; a majority of the usable sources is always required).
@@ -46,11 +49,13 @@ type Upstream struct {
 	// DriftFile keeps the frequency estimate across restarts (empty:
 	// none; with the systemd unit, /var/lib/ntpkit/drift).
 	DriftFile string `json:"drift_file"`
-	// LeapSmear smears leap seconds over a window of this length centred
-	// on the leap (empty: no smear, the leap second is a frozen second).
+	// LeapSmear smears leap seconds over a window of this duration
+	// centred on the leap (empty: no smear, the leap second is a frozen
+	// second).
 	LeapSmear string `json:"leap_smear"`
-	// MaxStep is the largest step taken once synchronised; beyond it the
-	// daemon serves unsynchronised (empty: 1000s; "none": no limit).
+	// MaxStep is the largest step (a duration) taken once synchronised;
+	// beyond it the daemon serves unsynchronised (empty: 1000s; "none":
+	// no limit).
 	MaxStep string `json:"max_step"`
 }
 
@@ -107,9 +112,9 @@ func (c Upstream) options() (upstream.Options, error) {
 		if f.s == "" {
 			continue
 		}
-		d, err := time.ParseDuration(f.s)
-		if err != nil || d <= 0 {
-			return o, fieldErr(f.name, "%q is not a positive duration such as \"64s\" or \"17m\"", f.s)
+		d, err := parseDurationField(f.name, f.s, true)
+		if err != nil {
+			return o, err
 		}
 		*f.dst = d
 	}
@@ -122,6 +127,11 @@ func (c Upstream) options() (upstream.Options, error) {
 	}
 	if maxPoll < minPoll {
 		return o, fieldErr("upstream.max_poll", "%v is below min_poll %v", maxPoll, minPoll)
+	}
+	if minPoll < MinRemotePoll {
+		if s, ok := c.remoteSource(); ok {
+			return o, fieldErr("upstream.min_poll", "%v is below %v, the floor for servers off this machine (%s)", minPoll, MinRemotePoll, s)
+		}
 	}
 	if maxPoll > 36*time.Hour {
 		return o, fieldErr("upstream.max_poll", "%v is over 36h", maxPoll)
@@ -157,6 +167,35 @@ func validateUpstreamServer(s string) error {
 		return fmt.Errorf("port %q is not a number in 1–65535", port)
 	}
 	return nil
+}
+
+// MinRemotePoll is the shortest upstream.min_poll allowed when any
+// upstream server is not on this machine: ntpd's minimum poll interval,
+// 2^4 s. Polling public servers faster is abuse; loopback servers (a
+// local chronyd, tests) may be polled as fast as wanted.
+const MinRemotePoll = 16 * time.Second
+
+// remoteSource returns the first server that is not a loopback address
+// or "localhost".
+func (c Upstream) remoteSource() (string, bool) {
+	addrs := slices.Clone(c.Servers)
+	for _, s := range c.Sources {
+		addrs = append(addrs, s.Address)
+	}
+	for _, a := range addrs {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			host = strings.TrimSuffix(strings.TrimPrefix(a, "["), "]")
+		}
+		if strings.EqualFold(host, "localhost") {
+			continue
+		}
+		if ip, err := netip.ParseAddr(host); err == nil && ip.Unmap().IsLoopback() {
+			continue
+		}
+		return a, true
+	}
+	return "", false
 }
 
 // daemonOptions converts the section, with the servers' authentication:

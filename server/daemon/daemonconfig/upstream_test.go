@@ -37,7 +37,7 @@ func TestUpstreamConfigErrorsNameTheField(t *testing.T) {
 			t.Errorf("%s: error %#v, want a FieldError for %s", tc.json, err, tc.field)
 		}
 	}
-	cfg, err := Parse([]byte(`{"upstream": {"servers": ["192.0.2.1:123", "[2001:db8::1]:1234", "time.example"], "min_poll": "250ms", "max_poll": "4s", "holdover": "1m"}}`))
+	cfg, err := Parse([]byte(`{"upstream": {"servers": ["127.0.0.1:123", "[::1]:1234", "localhost"], "min_poll": "250ms", "max_poll": "4s", "holdover": "1m"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
