@@ -181,7 +181,8 @@ func (rw *responseWriter) Reply(p ntpwire.Packet) error {
 }
 
 // ReplySealed stamps p's transmit time now, lets seal append its trailer
-// and stages the result without stamping it again.
+// and sends the result (with any replies staged before it) at once,
+// without stamping it again.
 func (rw *responseWriter) ReplySealed(p ntpwire.Packet, seal func(pkt []byte) ([]byte, error)) error {
 	if rw.replied {
 		return ErrReplied
@@ -202,7 +203,14 @@ func (rw *responseWriter) ReplySealed(p ntpwire.Packet, seal func(pkt []byte) ([
 	// otherwise). len(out) <= rw.m.n <= MaxPacket = cap(o.buf).
 	o.buf = o.buf[:len(out)]
 	copy(o.buf, out)
-	return rw.commit(o, false)
+	if err := rw.commit(o, false); err != nil {
+		return err
+	}
+	// The transmit time is sealed in: send now, not after the rest of
+	// the batch is handled, or the reply would leave late by however
+	// long that took (replies go out one per call anyway).
+	rw.w.flush()
+	return nil
 }
 
 // Kiss stages a kiss-o'-death answering the current request.

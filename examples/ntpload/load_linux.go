@@ -48,6 +48,7 @@ type sock struct {
 	ring       [ringSize]slot
 	head, tail uint64 // next sequence to send; oldest maybe outstanding
 	inflight   int
+	nts        *ntsSock // nil: plain NTP
 }
 
 // loader drives a share of the sockets from one goroutine.
@@ -58,10 +59,11 @@ type loader struct {
 	ev    []unix.EpollEvent
 	rnd   *rand.PCG
 
-	// send side
-	sbuf []byte
-	siov []unix.Iovec
-	sh   []mmsghdr
+	// send side; requests and replies are stride bytes apart
+	stride int
+	sbuf   []byte
+	siov   []unix.Iovec
+	sh     []mmsghdr
 	// receive side
 	rbuf []byte
 	riov []unix.Iovec
@@ -111,19 +113,24 @@ func sockaddr(ap netip.AddrPort) unix.Sockaddr {
 
 func newLoader(cfg *config, socks []*sock, rate float64, seed uint64) (*loader, error) {
 	b := cfg.batch
+	stride := recvLen
+	if cfg.nts.ke != "" {
+		stride = ntsStride
+	}
 	l := &loader{
-		cfg:   cfg,
-		socks: socks,
-		ev:    make([]unix.EpollEvent, len(socks)),
-		rnd:   rand.NewPCG(seed, seed^0x9e3779b97f4a7c15),
-		sbuf:  make([]byte, b*ntpwire.HeaderLen),
-		siov:  make([]unix.Iovec, b),
-		sh:    make([]mmsghdr, b),
-		rbuf:  make([]byte, b*recvLen),
-		riov:  make([]unix.Iovec, b),
-		rh:    make([]mmsghdr, b),
-		roob:  make([]byte, b*oobLen),
-		rate:  rate,
+		cfg:    cfg,
+		stride: stride,
+		socks:  socks,
+		ev:     make([]unix.EpollEvent, len(socks)),
+		rnd:    rand.NewPCG(seed, seed^0x9e3779b97f4a7c15),
+		sbuf:   make([]byte, b*stride),
+		siov:   make([]unix.Iovec, b),
+		sh:     make([]mmsghdr, b),
+		rbuf:   make([]byte, b*stride),
+		riov:   make([]unix.Iovec, b),
+		rh:     make([]mmsghdr, b),
+		roob:   make([]byte, b*oobLen),
+		rate:   rate,
 	}
 	l.res.init()
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
@@ -140,13 +147,13 @@ func newLoader(cfg *config, socks []*sock, rate float64, seed uint64) (*loader, 
 	}
 	req := ntpwire.Packet{Version: 4, Mode: ntpwire.ModeClient, Poll: 6, Precision: -20}
 	for i := 0; i < b; i++ {
-		req.AppendTo(l.sbuf[i*ntpwire.HeaderLen : i*ntpwire.HeaderLen])
-		l.siov[i].Base = &l.sbuf[i*ntpwire.HeaderLen]
+		req.AppendTo(l.sbuf[i*stride : i*stride])
+		l.siov[i].Base = &l.sbuf[i*stride]
 		l.siov[i].SetLen(ntpwire.HeaderLen)
 		l.sh[i].hdr.Iov = &l.siov[i]
 		l.sh[i].hdr.SetIovlen(1)
-		l.riov[i].Base = &l.rbuf[i*recvLen]
-		l.riov[i].SetLen(recvLen)
+		l.riov[i].Base = &l.rbuf[i*stride]
+		l.riov[i].SetLen(stride)
 	}
 	return l, nil
 }
@@ -255,7 +262,12 @@ func (l *loader) send(s *sock, n int) int {
 	for i := 0; i < n; i++ {
 		seq := s.head + uint64(i)
 		cookie := l.rnd.Uint64()&^ringMask | seq&ringMask
-		ntpwire.PutXmitTime(l.sbuf[i*ntpwire.HeaderLen:], ntpwire.Time(cookie))
+		off := i * l.stride
+		ntpwire.PutXmitTime(l.sbuf[off:], ntpwire.Time(cookie))
+		if s.nts != nil {
+			req := s.nts.appendRequest(l.sbuf[off:off+ntpwire.HeaderLen:off+l.stride], cookie)
+			l.siov[i].SetLen(len(req))
+		}
 		sl := &s.ring[seq&ringMask]
 		if sl.used { // ring full: the oldest is lost
 			s.inflight--
@@ -326,7 +338,7 @@ func (l *loader) recv(s *sock) {
 			if t4 == 0 {
 				t4 = now
 			}
-			l.check(s, l.rbuf[i*recvLen:i*recvLen+int(h.n)], t4)
+			l.check(s, l.rbuf[i*l.stride:i*l.stride+int(h.n)], t4)
 		}
 		if int(r) < b {
 			return
@@ -382,6 +394,12 @@ func (l *loader) check(s *sock, b []byte, t4 int64) {
 		r.invalid[badOrigin]++
 		return
 	}
+	// An NTS NAK is the one reply that comes unauthenticated. A reply
+	// that fails authentication leaves its request outstanding.
+	if s.nts != nil && !(p.IsKiss() && p.RefID == ntpwire.KissNTSN) && !s.nts.verify(b, origin) {
+		r.invalid[badAuth]++
+		return
+	}
 	sl.used = false
 	s.inflight--
 	if p.IsKiss() {
@@ -404,6 +422,9 @@ func (l *loader) check(s *sock, b []byte, t4 int64) {
 
 // load runs the whole test described by cfg and returns the merged tally.
 func load(cfg *config) (*result, error) {
+	if cfg.flood.prefix.IsValid() {
+		return flood(cfg)
+	}
 	var socks []*sock
 	defer func() {
 		for _, s := range socks {
@@ -420,6 +441,15 @@ func load(cfg *config) (*result, error) {
 			return nil, err
 		}
 		socks = append(socks, &sock{fd: fd})
+	}
+	if cfg.nts.ke != "" {
+		ns, err := newNTSSocks(&cfg.nts, len(socks), cfg.srcs)
+		if err != nil {
+			return nil, err
+		}
+		for i, s := range socks {
+			s.nts = ns[i]
+		}
 	}
 	threads := min(cfg.threads, len(socks))
 	loaders := make([]*loader, 0, threads)

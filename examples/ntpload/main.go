@@ -15,6 +15,15 @@
 //	ntpload [-rate N] [-duration 10s] [-sockets 16] [-src 127.0.0.2-127.0.0.20] [-json] ip:port
 //	ntpload -version
 //
+// With -nts ke-host:port (and -nts-ca to trust a test CA) each socket runs
+// NTS-KE once, then sends NTS-authenticated requests and checks every
+// reply's authenticator; failures count as invalid "nts_auth".
+//
+// With -spoof 127.64.0.0/10 (root, loopback only) it floods the target
+// from random source addresses in the prefix through a raw socket and
+// does not wait for replies: a spoofed-source attack without leaving the
+// machine.
+//
 // Only run it against servers you operate: at full speed it is a
 // denial-of-service tool.
 package main
@@ -54,6 +63,8 @@ type config struct {
 	srcs     []netip.Addr
 	json     bool
 	version  bool
+	nts      ntsFlags
+	flood    floodFlags
 }
 
 const usageHead = `usage: ntpload [flags] ip:port
@@ -127,6 +138,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	src := fs.String("src", "", "source `addresses` to spread the sockets over: a list or a range, e.g. 127.0.0.2-127.0.0.20")
 	fs.BoolVar(&cfg.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&cfg.version, "version", false, "print ntpload's version and exit")
+	cfg.nts.register(fs)
+	cfg.flood.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, errHelp
@@ -136,6 +149,10 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if cfg.version {
 		return cfg, nil
 	}
+	if err := cfg.nts.validate(); err != nil {
+		return nil, err
+	}
+
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return nil, errors.New("need exactly one target host:port")
@@ -145,6 +162,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return nil, fmt.Errorf("target %q: want an IP address and port: %w", fs.Arg(0), err)
 	}
 	cfg.target = netip.AddrPortFrom(cfg.target.Addr().Unmap(), cfg.target.Port())
+	if err := cfg.flood.validate(cfg); err != nil {
+		return nil, err
+	}
 	switch {
 	case cfg.duration <= 0 || cfg.duration > maxDuration:
 		return nil, fmt.Errorf("-duration %v: want more than 0 and at most %v", cfg.duration, maxDuration)

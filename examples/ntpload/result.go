@@ -17,10 +17,11 @@ const (
 	badT3BeforeT2        // transmit timestamp before receive timestamp
 	badLate              // the reply to a request already counted lost (after -timeout)
 	badDuplicate         // a second reply to an answered request
+	badAuth              // NTS: no echoed Unique Identifier or a failed authenticator
 	numBad
 )
 
-var badNames = [numBad]string{"short", "bad_mode", "origin_mismatch", "t3_before_t2", "late", "duplicate"}
+var badNames = [numBad]string{"short", "bad_mode", "origin_mismatch", "t3_before_t2", "late", "duplicate", "nts_auth"}
 
 // result is one loader's tally; results are merged at the end.
 type result struct {

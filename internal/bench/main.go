@@ -4,13 +4,22 @@
 // of its own: local stratum 10, no upstream, no rate limiting, no command
 // port), drives them alternately with the same ntpload runs, and prints
 // medians and ratios of replies/s, replies per CPU-second of the server
-// process (utime+stime from /proc/<pid>/stat), loss, RTT, server time
+// process and its children (utime+stime from /proc/<pid>/stat), loss, RTT, server time
 // (T3-T2) and the offset the client computes. On loopback client and
 // server share one clock, so any offset is timestamping error.
 //
 // Run it from the module root (it is not a test and CI does not run it):
 //
 //	go run ./internal/bench
+//
+// The NTS scenario runs both servers with NTS on (chronyd with
+// ntsserverkey/ntsservercert in its own configuration, our daemon with
+// nts.enabled) and a throwaway test CA that ntpload trusts: each client
+// socket runs NTS-KE once, then sends NTS-authenticated requests and
+// checks every reply's authenticator.
+//
+// Every table gives the median and, in brackets, the spread (lowest and
+// highest) of the rounds; rounds alternate which server goes first.
 //
 // On a machine with two CPUs or more the servers are pinned to one CPU and
 // the load generator to another with taskset, so each server gets exactly
@@ -53,13 +62,16 @@ type options struct {
 	sockets   int
 	chronyd   string
 	scaling   bool
+	nts       bool
+	plain     bool
+	attack    bool
 	readBuf   int
 	verbose   bool
 }
 
 func run() error {
 	var o options
-	flag.IntVar(&o.rounds, "rounds", 3, "alternating rounds per scenario (medians are reported)")
+	flag.IntVar(&o.rounds, "rounds", 5, "alternating rounds per scenario (medians are reported)")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "length of each load run")
 	flag.Float64Var(&o.rate, "rate", 50000, "offered requests/s of the fixed-rate scenario")
 	flag.StringVar(&o.serverCPU, "server-cpu", "1", "CPU list the servers are pinned to (taskset -c)")
@@ -67,6 +79,9 @@ func run() error {
 	flag.IntVar(&o.sockets, "sockets", 16, "ntpload client sockets")
 	flag.StringVar(&o.chronyd, "chronyd", "chronyd", "chronyd binary")
 	flag.BoolVar(&o.scaling, "scaling", true, "also measure our daemon with 1 and 2 sockets on all CPUs")
+	flag.BoolVar(&o.attack, "attack", true, "also measure both servers rate limiting under a spoofed-source flood (needs root)")
+	flag.BoolVar(&o.plain, "plain", true, "measure plain NTP at full load and at -rate")
+	flag.BoolVar(&o.nts, "nts", true, "also measure NTS-authenticated requests at full load")
 	flag.IntVar(&o.readBuf, "read-buffer", 1<<20, "our daemon's server.read_buffer and write_buffer")
 	flag.BoolVar(&o.verbose, "v", false, "print every run")
 	flag.Parse()
@@ -123,37 +138,36 @@ func run() error {
 
 	full := []string{}
 	fixed := []string{"-rate", strconv.FormatFloat(o.rate, 'f', 0, 64)}
-	for _, sc := range []struct {
+	scenarios := []struct {
 		name string
 		args []string
 	}{
 		{"full load (as fast as replies come back)", full},
 		{fmt.Sprintf("fixed rate %.0f requests/s", o.rate), fixed},
-	} {
-		var a, c []sample
-		for r := 0; r < o.rounds; r++ {
-			// Alternate which goes first so drift in background load
-			// hits both alike.
-			order := []*server{ourSrv, chronySrv}
-			if r%2 == 1 {
-				order = []*server{chronySrv, ourSrv}
-			}
-			for _, s := range order {
-				m, err := b.measure(s, o.loadCPU, sc.args, o.sockets, 1)
-				if err != nil {
-					return err
-				}
-				if s == ourSrv {
-					a = append(a, m)
-				} else {
-					c = append(c, m)
-				}
-			}
+	}
+	if !o.plain {
+		scenarios = nil
+	}
+	for _, sc := range scenarios {
+		a, c, err := b.alternate(ourSrv, chronySrv, sc.args, sc.args)
+		if err != nil {
+			return err
 		}
 		printTable(sc.name, "ntpkit", "chronyd", a, c)
 	}
 	ourSrv.stop()
 	chronySrv.stop()
+
+	if o.nts {
+		if err := b.ntsScenario(ours, chronyd); err != nil {
+			return err
+		}
+	}
+	if o.attack {
+		if err := b.attackScenario(ours, chronyd); err != nil {
+			return err
+		}
+	}
 
 	if o.scaling {
 		if err := b.scaling(ours); err != nil {
@@ -161,6 +175,34 @@ func run() error {
 		}
 	}
 	return nil
+}
+
+// alternate runs o.rounds rounds of ntpload against ours (with ourArgs)
+// and theirs (with theirArgs), alternating which goes first so drift in
+// background load hits both alike.
+func (b *bench) alternate(ours, theirs *server, ourArgs, theirArgs []string) (a, c []sample, err error) {
+	for r := 0; r < b.o.rounds; r++ {
+		order := []*server{ours, theirs}
+		if r%2 == 1 {
+			order = []*server{theirs, ours}
+		}
+		for _, s := range order {
+			args := ourArgs
+			if s == theirs {
+				args = theirArgs
+			}
+			m, err := b.measure(s, b.o.loadCPU, args, b.o.sockets, 1)
+			if err != nil {
+				return nil, nil, err
+			}
+			if s == ours {
+				a = append(a, m)
+			} else {
+				c = append(c, m)
+			}
+		}
+	}
+	return a, c, nil
 }
 
 type bench struct {
@@ -225,26 +267,39 @@ func (b *bench) start(name string, port int, cpus string, argv ...string) (*serv
 }
 
 func (b *bench) startOurs(bin string, port, sockets int, cpus string) (*server, error) {
-	cfg := fmt.Sprintf(`{"listen":["127.0.0.1:%d"],"server":{"sockets":%d,"workers":1,"read_buffer":%d,"write_buffer":%d},"rate_limit":{"enabled":false},"api":{"listen":""},"log_level":"warn"}`,
-		port, sockets, b.o.readBuf, b.o.readBuf)
-	path := filepath.Join(b.dir, fmt.Sprintf("ntpkit-%d.json", sockets))
+	return b.startOursWith(bin, port, sockets, cpus, false, "")
+}
+
+// startOursWith starts our daemon with extra top-level JSON members
+// (",\"nts\":{...}") added to the benchmark configuration.
+// With rateLimit the daemon's default rate limiting stays on.
+func (b *bench) startOursWith(bin string, port, sockets int, cpus string, rateLimit bool, extra string) (*server, error) {
+	if !rateLimit {
+		extra = `,"rate_limit":{"enabled":false}` + extra
+	}
+	cfg := fmt.Sprintf(`{"listen":["127.0.0.1:%d"],"server":{"sockets":%d,"workers":1,"read_buffer":%d,"write_buffer":%d},"api":{"listen":""},"log_level":"warn"%s}`,
+		port, sockets, b.o.readBuf, b.o.readBuf, extra)
+	path := filepath.Join(b.dir, fmt.Sprintf("ntpkit-%d-%d.json", sockets, port))
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
 	return b.start(fmt.Sprintf("ntpkit (%d socket)", sockets), port, cpus, bin, "-config", path)
 }
 
-func (b *bench) startChrony(bin string, port int) (*server, error) {
+func (b *bench) startChrony(bin string, port int, extra ...string) (*server, error) {
 	// No "ratelimit" directive: chronyd then does not rate limit.
 	// Client logging (on by default) stays on, as operators run it.
 	conf := fmt.Sprintf(`port %d
 bindaddress 127.0.0.1
-allow 127.0.0.1
+allow 127.0.0.0/8
 local stratum 10
 cmdport 0
-pidfile %s/chronyd.pid
-`, port, b.dir)
-	path := filepath.Join(b.dir, "chrony.conf")
+pidfile %s/chronyd-%d.pid
+`, port, b.dir, port)
+	for _, e := range extra {
+		conf += e + "\n"
+	}
+	path := filepath.Join(b.dir, fmt.Sprintf("chrony-%d.conf", port))
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
@@ -271,24 +326,46 @@ func queryOK(port int) bool {
 	return err == nil && n >= 48
 }
 
-// cpuTicks returns utime+stime of pid in clock ticks (USER_HZ, 100/s).
+// cpuTicks returns utime+stime in clock ticks (USER_HZ, 100/s) of pid
+// and of its child processes (chronyd's NTS-KE helper is one; our daemon
+// does NTS-KE in-process), so both servers' whole work is counted.
 func cpuTicks(pid int) (int64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	total, _, err := procTicks(pid)
 	if err != nil {
 		return 0, err
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || child == pid {
+			continue
+		}
+		if t, ppid, err := procTicks(child); err == nil && ppid == pid {
+			total += t
+		}
+	}
+	return total, nil
+}
+
+// procTicks returns utime+stime and the parent of pid.
+func procTicks(pid int) (ticks int64, ppid int, err error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
 	}
 	// The command name may hold spaces; fields resume after its ')'.
 	s := string(data)
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 	if len(f) < 13 {
-		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+		return 0, 0, fmt.Errorf("short /proc/%d/stat", pid)
 	}
+	pp, err0 := strconv.Atoi(f[1])
 	u, err1 := strconv.ParseInt(f[11], 10, 64)
 	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
+	if err := errors.Join(err0, err1, err2); err != nil {
+		return 0, 0, err
 	}
-	return u + st, nil
+	return u + st, pp, nil
 }
 
 const clkTck = 100 // USER_HZ on Linux
@@ -316,6 +393,7 @@ type pct struct {
 type sample struct {
 	report
 	cpuSec, wallSec float64
+	floodPerS       float64 // spoofed requests/s sent during the run, if any
 }
 
 func (s sample) perCPU() float64 { return float64(s.Replies) / max(s.cpuSec, 0.01) }
@@ -340,6 +418,10 @@ func (b *bench) measure(s *server, cpus string, extra []string, sockets, threads
 	wall := time.Since(w0).Seconds()
 	t1, err2 := cpuTicks(pid)
 	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return sample{}, fmt.Errorf("ntpload against %s: %w: %s", s.name, err, bytes.TrimSpace(ee.Stderr))
+		}
 		return sample{}, fmt.Errorf("ntpload against %s: %w", s.name, err)
 	}
 	if err2 != nil {
@@ -390,16 +472,39 @@ var metrics = []metric{
 	{"|offset| p99 µs", func(s sample) float64 { return s.AbsOffset.P99 }, "%.1f"},
 }
 
+func spread(xs []sample, f func(sample) float64) (lo, hi float64) {
+	for i, x := range xs {
+		v := f(x)
+		if i == 0 || v < lo {
+			lo = v
+		}
+		if i == 0 || v > hi {
+			hi = v
+		}
+	}
+	return lo, hi
+}
+
+// printTable prints each metric's median for both servers, with the
+// spread of the rounds in brackets, and the ratio of the medians.
 func printTable(title, an, cn string, a, c []sample) {
-	fmt.Printf("== %s (median of %d)\n", title, len(a))
-	fmt.Printf("%-26s %12s %12s %8s\n", "", an, cn, "ratio")
+	printTableOf(title, an, cn, a, c, metrics)
+}
+
+func printTableOf(title, an, cn string, a, c []sample, metrics []metric) {
+	fmt.Printf("== %s (median [min–max] of %d rounds)\n", title, len(a))
+	fmt.Printf("%-26s %26s %26s %8s\n", "", an, cn, "ratio")
+	cell := func(xs []sample, m metric) string {
+		lo, hi := spread(xs, m.f)
+		return fmt.Sprintf(m.format+" ["+m.format+"–"+m.format+"]", median(xs, m.f), lo, hi)
+	}
 	for _, m := range metrics {
 		x, y := median(a, m.f), median(c, m.f)
 		ratio := "-"
 		if y != 0 {
 			ratio = fmt.Sprintf("%.2f", x/y)
 		}
-		fmt.Printf("%-26s %12s %12s %8s\n", m.name, fmt.Sprintf(m.format, x), fmt.Sprintf(m.format, y), ratio)
+		fmt.Printf("%-26s %26s %26s %8s\n", m.name, cell(a, m), cell(c, m), ratio)
 	}
 	fmt.Println()
 }

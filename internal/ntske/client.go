@@ -32,6 +32,12 @@ func (s *Session) Address() string {
 // ntske/1 ALPN on a copy, and ServerName from addr when cfg has none. The
 // whole exchange is bounded by ctx and by timeout when positive.
 func Exchange(ctx context.Context, addr string, cfg *tls.Config, timeout time.Duration) (*Session, error) {
+	return ExchangeVia(ctx, nil, addr, cfg, timeout)
+}
+
+// ExchangeVia is Exchange connecting with nd (for a local address, say);
+// nil means a zero net.Dialer.
+func ExchangeVia(ctx context.Context, nd *net.Dialer, addr string, cfg *tls.Config, timeout time.Duration) (*Session, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		host, port = addr, strconv.Itoa(DefaultPort)
@@ -50,7 +56,7 @@ func Exchange(ctx context.Context, addr string, cfg *tls.Config, timeout time.Du
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
 	}
-	d := tls.Dialer{Config: cfg}
+	d := tls.Dialer{NetDialer: nd, Config: cfg}
 	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
 	if err != nil {
 		return nil, fmt.Errorf("ntske: dial %s: %w", addr, err)

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/ntpkit/ntpkit/internal/aessiv"
 	"github.com/ntpkit/ntpkit/ntpwire"
@@ -54,8 +55,13 @@ func pad4(n int) int { return (n + 3) &^ 3 }
 // sealing plaintext (encrypted extension fields, possibly none) with aead
 // under a fresh random nonce; the associated data is pkt as it was.
 func AppendAuthenticator(pkt []byte, aead *aessiv.SIV, plaintext []byte) []byte {
-	var nonce [NonceLen]byte
-	rand.Read(nonce[:])
+	return AppendAuthenticatorScratch(new(aessiv.Scratch), nil, pkt, aead, plaintext)
+}
+
+// AppendAuthenticatorScratch is AppendAuthenticator sealing in sc, with
+// the nonce read from rnd (a cryptographically strong generator; nil
+// means crypto/rand): with room in pkt it does not allocate.
+func AppendAuthenticatorScratch(sc *aessiv.Scratch, rnd io.Reader, pkt []byte, aead *aessiv.SIV, plaintext []byte) []byte {
 	ctLen := aessiv.Overhead + len(plaintext)
 	start := len(pkt)
 	bodyLen := 4 + NonceLen + pad4(ctLen)
@@ -67,9 +73,17 @@ func AppendAuthenticator(pkt []byte, aead *aessiv.SIV, plaintext []byte) []byte 
 	pkt = binary.BigEndian.AppendUint16(pkt, uint16(fieldLen))
 	pkt = binary.BigEndian.AppendUint16(pkt, NonceLen)
 	pkt = binary.BigEndian.AppendUint16(pkt, uint16(ctLen))
-	pkt = append(pkt, nonce[:]...)
+	// The nonce is read straight into pkt: a local array handed to
+	// crypto/rand would be moved to the heap.
+	pkt = append(pkt, make([]byte, NonceLen)...)
+	nonce := pkt[len(pkt)-NonceLen:]
+	if rnd == nil {
+		rand.Read(nonce)
+	} else {
+		io.ReadFull(rnd, nonce)
+	}
 	ad := pkt[:start]
-	pkt = aead.Seal(pkt, nonce[:], plaintext, ad)
+	pkt = aead.SealScratch(sc, pkt, nonce, plaintext, ad)
 	for len(pkt)-start < fieldLen {
 		pkt = append(pkt, 0)
 	}

@@ -19,7 +19,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ntpkit/ntpkit/clock"
@@ -52,6 +54,14 @@ type KeyStore struct {
 
 	mu    sync.Mutex
 	cache map[uint32]*aessiv.SIV
+	// current is the key last looked up, usually the current epoch's:
+	// found without the lock.
+	current atomic.Pointer[epochKey]
+}
+
+type epochKey struct {
+	id  uint32
+	siv *aessiv.SIV
 }
 
 // NewKeyStore returns a KeyStore deriving keys from seed, which must be at
@@ -87,9 +97,15 @@ func (k *KeyStore) key(id uint32, now time.Time) (*aessiv.SIV, bool) {
 	if int64(id) > int64(cur)+1 || int64(id) < int64(cur)-keepPrevious {
 		return nil, false
 	}
+	if e := k.current.Load(); e != nil && e.id == id {
+		return e.siv, true
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if s, ok := k.cache[id]; ok {
+		if id == cur {
+			k.current.Store(&epochKey{id, s})
+		}
 		return s, true
 	}
 	var info [4]byte
@@ -108,6 +124,9 @@ func (k *KeyStore) key(id uint32, now time.Time) (*aessiv.SIV, bool) {
 		}
 	}
 	k.cache[id] = s
+	if id == cur {
+		k.current.Store(&epochKey{id, s})
+	}
 	return s, true
 }
 
@@ -129,6 +148,14 @@ var ErrCookie = errors.New("nts: cookie cannot be decrypted")
 // SealCookie appends a cookie holding the C2S and S2C keys to dst, sealed
 // with the current master key.
 func (k *KeyStore) SealCookie(dst, c2s, s2c []byte) ([]byte, error) {
+	return k.sealCookies(new(aessiv.Scratch), rand.Reader, dst, c2s, s2c, 1, false)
+}
+
+// sealCookies appends n cookies holding the C2S and S2C keys to dst, each
+// each in a Cookie extension field when fields is set, looking the master
+// key up once, working in sc and reading nonces from rnd, a
+// cryptographically strong generator.
+func (k *KeyStore) sealCookies(sc *aessiv.Scratch, rnd io.Reader, dst, c2s, s2c []byte, n int, fields bool) ([]byte, error) {
 	if len(c2s) != ntske.KeyLen || len(s2c) != ntske.KeyLen {
 		return nil, fmt.Errorf("nts: cookie keys are %d and %d bytes, want %d", len(c2s), len(s2c), ntske.KeyLen)
 	}
@@ -138,18 +165,27 @@ func (k *KeyStore) SealCookie(dst, c2s, s2c []byte) ([]byte, error) {
 	if siv == nil {
 		return nil, fmt.Errorf("nts: no master key for epoch %d", id)
 	}
-	start := len(dst)
-	dst = binary.BigEndian.AppendUint32(dst, id)
-	var nonce [cookieNonceLen]byte
-	if _, err := rand.Read(nonce[:]); err != nil {
-		return nil, fmt.Errorf("nts: cookie nonce: %w", err)
-	}
-	dst = append(dst, nonce[:]...)
 	var pt [cookiePlainLen]byte
 	binary.BigEndian.PutUint16(pt[:], ntske.AEADAESSIVCMAC256)
 	copy(pt[4:], c2s)
 	copy(pt[4+ntske.KeyLen:], s2c)
-	dst = siv.Seal(dst, nonce[:], pt[:], dst[start:start+4])
+	for range n {
+		if fields { // CookieLen is a multiple of 4: no padding
+			dst = binary.BigEndian.AppendUint16(dst, ntske.EFCookie)
+			dst = binary.BigEndian.AppendUint16(dst, uint16(ntske.CookieFieldLen(CookieLen)))
+		}
+		start := len(dst)
+		dst = binary.BigEndian.AppendUint32(dst, id)
+		// The nonce is read straight into dst: a local array handed to
+		// crypto/rand would be moved to the heap.
+		dst = append(dst, make([]byte, cookieNonceLen)...)
+		nonce := dst[start+4:]
+		if _, err := io.ReadFull(rnd, nonce); err != nil {
+			clear(pt[:])
+			return nil, fmt.Errorf("nts: cookie nonce: %w", err)
+		}
+		dst = siv.SealScratch(sc, dst, nonce, pt[:], dst[start:start+4])
+	}
 	clear(pt[:])
 	return dst, nil
 }
@@ -157,6 +193,12 @@ func (k *KeyStore) SealCookie(dst, c2s, s2c []byte) ([]byte, error) {
 // OpenCookie opens a cookie made by SealCookie (here or on a server with
 // the same seed) and returns its keys.
 func (k *KeyStore) OpenCookie(cookie []byte) (c2s, s2c []byte, err error) {
+	return k.openCookie(new(aessiv.Scratch), make([]byte, 0, cookiePlainLen), cookie)
+}
+
+// openCookie is OpenCookie working in sc, with the keys decrypted into
+// buf, which needs room for cookiePlainLen bytes.
+func (k *KeyStore) openCookie(sc *aessiv.Scratch, buf, cookie []byte) (c2s, s2c []byte, err error) {
 	if len(cookie) != CookieLen {
 		return nil, nil, ErrCookie
 	}
@@ -165,8 +207,7 @@ func (k *KeyStore) OpenCookie(cookie []byte) (c2s, s2c []byte, err error) {
 	if !ok {
 		return nil, nil, ErrCookie
 	}
-	var buf [cookiePlainLen]byte
-	pt, err := siv.Open(buf[:0], cookie[4:4+cookieNonceLen], cookie[4+cookieNonceLen:], cookie[:4])
+	pt, err := siv.OpenScratch(sc, buf[:0], cookie[4:4+cookieNonceLen], cookie[4+cookieNonceLen:], cookie[:4])
 	if err != nil || binary.BigEndian.Uint16(pt) != ntske.AEADAESSIVCMAC256 {
 		return nil, nil, ErrCookie
 	}

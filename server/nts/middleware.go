@@ -1,7 +1,9 @@
 package nts
 
 import (
+	crand "crypto/rand"
 	"errors"
+	mrand "math/rand/v2"
 	"sync"
 	"sync/atomic"
 
@@ -36,9 +38,10 @@ const maxReplyCookies = 8
 // untouched.
 type Middleware struct {
 	keys    *KeyStore
+	cache   *keyCache
 	nakBudg atomic.Pointer[ratelimit.Global]
 	stats   mwCounters
-	pool    sync.Pool
+	pool    sync.Pool // of *authExchange
 }
 
 type mwCounters struct {
@@ -59,7 +62,7 @@ type Stats struct {
 // NewMiddleware returns NTS middleware opening cookies with keys, the
 // KeyStore the KEServer seals them with.
 func NewMiddleware(keys *KeyStore) *Middleware {
-	return &Middleware{keys: keys}
+	return &Middleware{keys: keys, cache: newKeyCache()}
 }
 
 // Stats returns the middleware's counters.
@@ -113,7 +116,7 @@ func parseRequest(raw []byte) (ntsRequest, error) {
 	}
 	it := ntpwire.Extensions(raw[ntpwire.HeaderLen:])
 	off := ntpwire.HeaderLen
-	var placeholderLens []int
+	var placeholders bool
 loop:
 	for it.Next() {
 		ext := it.Extension()
@@ -130,7 +133,7 @@ loop:
 			}
 			q.cookie = ext.Value
 		case ntske.EFCookiePlaceholder:
-			placeholderLens = append(placeholderLens, len(ext.Value))
+			placeholders = true
 		case ntske.EFAuthenticator:
 			q.isNTS = true
 			q.auth, q.authOff = ext.Value, off
@@ -148,9 +151,12 @@ loop:
 	}
 	// A placeholder counts only when it is as long as the cookie, so a
 	// client cannot ask for more reply bytes than it sent.
-	for _, l := range placeholderLens {
-		if l == len(q.cookie) {
-			q.placeholders++
+	if placeholders {
+		it = ntpwire.Extensions(raw[ntpwire.HeaderLen:q.authOff])
+		for it.Next() {
+			if ext := it.Extension(); ext.Type == ntske.EFCookiePlaceholder && len(ext.Value) == len(q.cookie) {
+				q.placeholders++
+			}
 		}
 	}
 	return q, nil
@@ -167,7 +173,9 @@ func (m *Middleware) serve(next server.Handler, w server.ResponseWriter, r *serv
 		m.stats.malformed.Add(1)
 		return
 	}
-	c2s, s2c, err := m.keys.OpenCookie(q.cookie)
+	x := m.acquire()
+	defer m.release(x)
+	c2s, s2c, err := m.keys.openCookie(&x.sc, x.plain[:0], q.cookie)
 	if err != nil {
 		m.nak(w, r, q.uidField)
 		return
@@ -177,14 +185,12 @@ func (m *Middleware) serve(next server.Handler, w server.ResponseWriter, r *serv
 		m.stats.malformed.Add(1)
 		return
 	}
-	c2sAEAD, err := aessiv.New(c2s)
+	ck, err := m.cache.get(c2s, s2c)
 	if err != nil {
 		m.stats.authFailures.Add(1)
 		return
 	}
-	bp := m.buffer()
-	defer m.pool.Put(bp)
-	pt, err := c2sAEAD.Open((*bp)[:0], nonce, ct, r.Raw[:q.authOff])
+	pt, err := ck.c2s.OpenScratch(&x.sc, x.buf[:0], nonce, ct, r.Raw[:q.authOff])
 	if err != nil {
 		m.stats.authFailures.Add(1)
 		return
@@ -198,16 +204,33 @@ func (m *Middleware) serve(next server.Handler, w server.ResponseWriter, r *serv
 		return
 	}
 	m.stats.authenticated.Add(1)
-	nw := &writer{m: m, w: w, r: r, q: &q, c2s: c2s, s2c: s2c}
-	next.ServeNTP(nw, r)
+	x.w, x.r, x.q, x.ck, x.c2s, x.s2c = w, r, q, ck, c2s, s2c
+	next.ServeNTP(x, r)
 }
 
-func (m *Middleware) buffer() *[]byte {
-	if b, ok := m.pool.Get().(*[]byte); ok {
-		return b
+// acquire returns a pooled authExchange, allocating one only when the
+// pool is empty.
+func (m *Middleware) acquire() *authExchange {
+	if x, ok := m.pool.Get().(*authExchange); ok {
+		return x
 	}
-	b := make([]byte, 0, server.MaxPacket)
-	return &b
+	var seed [32]byte
+	crand.Read(seed[:])
+	x := &authExchange{m: m, rnd: mrand.NewChaCha8(seed)}
+	x.sealReply = func(pkt []byte) ([]byte, error) { return x.seal(pkt, true) }
+	x.sealKiss = func(pkt []byte) ([]byte, error) {
+		ntpwire.PutXmitTime(pkt, x.kissXmit) // a KoD carries no time
+		return x.seal(pkt, false)
+	}
+	return x
+}
+
+// release clears x's references and key material and pools it.
+func (m *Middleware) release(x *authExchange) {
+	x.w, x.r, x.q, x.ck, x.c2s, x.s2c = nil, nil, ntsRequest{}, nil, nil, nil
+	clear(x.plain[:])
+	x.sc = aessiv.Scratch{} // it may hold blocks derived from the keys
+	m.pool.Put(x)
 }
 
 // nak sends an NTS NAK: a KoD NTSN echoing the Unique Identifier.
@@ -226,65 +249,66 @@ func (m *Middleware) nak(w server.ResponseWriter, r *server.Request, uidField []
 	}
 }
 
-// writer seals the next handler's replies for one authenticated request.
-type writer struct {
+// authExchange is the working state of one authenticated request, and the
+// ResponseWriter the next handler gets: it seals the handler's replies.
+// Exchanges are pooled, with their seal functions bound once, so an NTS
+// request allocates nothing once the pool and the key cache are warm.
+type authExchange struct {
 	m        *Middleware
 	w        server.ResponseWriter
 	r        *server.Request
-	q        *ntsRequest
-	c2s, s2c []byte
+	q        ntsRequest
+	ck       *clientKeys
+	c2s, s2c []byte // the cookie's keys, in plain
+
+	kissXmit            ntpwire.Time
+	sealReply, sealKiss func([]byte) ([]byte, error)
+
+	// rnd makes the nonces of cookies and authenticators: ChaCha8 is a
+	// cryptographically strong generator, seeded from crypto/rand, and
+	// several times cheaper per nonce than a getrandom call.
+	rnd   *mrand.ChaCha8
+	sc    aessiv.Scratch
+	plain [cookiePlainLen]byte
+	buf   [server.MaxPacket]byte // decrypted request fields, then the reply's
 }
 
 // Reply sends p with the Unique Identifier, fresh cookies and the
 // authenticator.
-func (nw *writer) Reply(p ntpwire.Packet) error {
-	return nw.w.ReplySealed(p, func(pkt []byte) ([]byte, error) { return nw.seal(pkt, true) })
+func (x *authExchange) Reply(p ntpwire.Packet) error {
+	return x.w.ReplySealed(p, x.sealReply)
 }
 
 // Kiss sends an authenticated KoD, without cookies.
-func (nw *writer) Kiss(code ntpwire.RefID) error {
-	k := ntpwire.NewKiss(&nw.r.Packet, code)
-	return nw.w.ReplySealed(k, func(pkt []byte) ([]byte, error) {
-		ntpwire.PutXmitTime(pkt, k.XmitTime)
-		return nw.seal(pkt, false)
-	})
+func (x *authExchange) Kiss(code ntpwire.RefID) error {
+	k := ntpwire.NewKiss(&x.r.Packet, code)
+	x.kissXmit = k.XmitTime
+	return x.w.ReplySealed(k, x.sealKiss)
 }
 
 var errNested = errors.New("nts: a handler behind NTS cannot seal its own reply")
 
 // ReplySealed is refused: an NTS reply's trailer is NTS's.
-func (nw *writer) ReplySealed(ntpwire.Packet, func([]byte) ([]byte, error)) error {
+func (x *authExchange) ReplySealed(ntpwire.Packet, func([]byte) ([]byte, error)) error {
 	return errNested
 }
 
 // seal appends the Unique Identifier and the authenticator to the header
 // in pkt, with as many cookies as were asked for and fit.
-func (nw *writer) seal(pkt []byte, cookies bool) ([]byte, error) {
-	s2cAEAD, err := aessiv.New(nw.s2c)
-	if err != nil {
-		return nil, err
-	}
-	pkt = append(pkt, nw.q.uidField...)
+func (x *authExchange) seal(pkt []byte, cookies bool) ([]byte, error) {
+	pkt = append(pkt, x.q.uidField...)
 	n := 0
 	if cookies {
-		n = min(1+nw.q.placeholders, maxReplyCookies)
+		n = min(1+x.q.placeholders, maxReplyCookies)
 		field := ntske.CookieFieldLen(CookieLen)
-		for n > 0 && len(pkt)+ntske.AuthenticatorLen(n*field) > len(nw.r.Raw) {
+		for n > 0 && len(pkt)+ntske.AuthenticatorLen(n*field) > len(x.r.Raw) {
 			n--
 		}
 	}
-	bp := nw.m.buffer()
-	defer nw.m.pool.Put(bp)
-	pt := (*bp)[:0]
-	var cookie [CookieLen]byte
-	for range n {
-		c, err := nw.m.keys.SealCookie(cookie[:0], nw.c2s, nw.s2c)
-		if err != nil {
-			return nil, err
-		}
-		pt = ntpwire.AppendExtension(pt, ntske.EFCookie, c)
+	pt, err := x.m.keys.sealCookies(&x.sc, x.rnd, x.buf[:0], x.c2s, x.s2c, n, true)
+	if err != nil {
+		return nil, err
 	}
-	*bp = pt[:0]
-	nw.m.stats.cookies.Add(uint64(n))
-	return ntske.AppendAuthenticator(pkt, s2cAEAD, pt), nil
+	x.m.stats.cookies.Add(uint64(n))
+	return ntske.AppendAuthenticatorScratch(&x.sc, x.rnd, pkt, x.ck.s2c, pt), nil
 }

@@ -11,6 +11,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -44,35 +46,44 @@ func (p *PKI) ClientConfig() *tls.Config {
 // localhost, 127.0.0.1 and ::1, and writes them to t.TempDir().
 func New(t testing.TB) *PKI {
 	t.Helper()
-	dir := t.TempDir()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p, err := Make(t.TempDir(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return p
+}
+
+// Make is New outside tests: it writes the PEM files to dir, with
+// certificates valid for validity.
+func Make(dir string, validity time.Duration) (*PKI, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("ntsketest: %w", err)
 	}
 	now := time.Now()
 	caTmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "ntpkit test CA"},
 		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(time.Hour),
+		NotAfter:              now.Add(validity),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("ntsketest: %w", err)
 	}
 	ca, _ := x509.ParseCertificate(caDER)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("ntsketest: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(2),
 		Subject:      pkix.Name{CommonName: "localhost"},
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(time.Hour),
+		NotAfter:     now.Add(validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:     []string{"localhost"},
@@ -80,11 +91,11 @@ func New(t testing.TB) *PKI {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("ntsketest: %w", err)
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("ntsketest: %w", err)
 	}
 	p := &PKI{
 		CAFile:   filepath.Join(dir, "ca.pem"),
@@ -93,17 +104,15 @@ func New(t testing.TB) *PKI {
 		Pool:     x509.NewCertPool(),
 	}
 	p.Pool.AddCert(ca)
-	write := func(name, typ string, der []byte) {
-		if err := os.WriteFile(name, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	write := func(name, typ string, der []byte) error {
+		return os.WriteFile(name, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600)
 	}
-	write(p.CAFile, "CERTIFICATE", caDER)
-	write(p.CertFile, "CERTIFICATE", der)
-	write(p.KeyFile, "PRIVATE KEY", keyDER)
+	if err := errors.Join(write(p.CAFile, "CERTIFICATE", caDER), write(p.CertFile, "CERTIFICATE", der), write(p.KeyFile, "PRIVATE KEY", keyDER)); err != nil {
+		return nil, fmt.Errorf("ntsketest: %w", err)
+	}
 	p.Cert, err = tls.LoadX509KeyPair(p.CertFile, p.KeyFile)
 	if err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("ntsketest: %w", err)
 	}
-	return p
+	return p, nil
 }

@@ -183,15 +183,17 @@ func Parse(data []byte) (Config, error) {
 // decodeStrict decodes one JSON object onto cfg, refusing unknown fields,
 // wrong types and trailing data.
 func decodeStrict(data []byte, cfg *Config) error {
-	if path, err := findDuplicateKey(data); path != "" {
-		return fieldErr(path, "given twice; the second would silently replace the first")
+	scan, err := scanJSON(data)
+	if scan.dup != "" {
+		line, col := position(data, scan.dupOff)
+		return fieldErr(scan.dup, "given twice (again at line %d, column %d); the second would silently replace the first", line, col)
 	} else if errors.Is(err, errJSONTooDeep) {
 		return fmt.Errorf("config: %w", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(cfg); err != nil {
-		return describeJSONError(data, err)
+		return describeJSONError(data, scan, err)
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
 		return errors.New("config: trailing data after the JSON object")

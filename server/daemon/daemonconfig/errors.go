@@ -27,11 +27,14 @@ func position(data []byte, off int64) (line, col int) {
 // the field and the line: unknown fields with their whole path
 // ("rate_limit.brust"), type errors with the field and line:column, syntax
 // errors with line:column.
-func describeJSONError(data []byte, err error) error {
+// scan (scanJSON's) locates keys and values and gives list elements
+// their index ("listen[1]", "upstream.sources[1].key").
+func describeJSONError(data []byte, scan *jsonScan, err error) error {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		line, col := position(data, te.Offset)
-		return fieldErr(te.Field, "wrong type at line %d, column %d: got JSON %s, want %s", line, col, te.Value, te.Type)
+		field, off := scan.valuePath(te.Field, te.Offset)
+		line, col := position(data, off)
+		return fieldErr(field, "wrong type at line %d, column %d: got JSON %s, want %s", line, col, te.Value, te.Type)
 	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
@@ -40,7 +43,11 @@ func describeJSONError(data []byte, err error) error {
 		return fmt.Errorf("config: JSON syntax error at line %d, column %d: %w", line, col, err)
 	}
 	if strings.HasPrefix(err.Error(), "json: unknown field ") {
-		if path, known := unknownField(data); path != "" {
+		if path, known := unknownField(data, scan); path != "" {
+			if off, ok := scan.keys[path]; ok {
+				line, col := position(data, off)
+				return fieldErr(path, "unknown field at line %d, column %d; the keys here are %s", line, col, known)
+			}
 			return fieldErr(path, "unknown field; the keys here are %s", known)
 		}
 	}
@@ -53,16 +60,16 @@ func describeJSONError(data []byte, err error) error {
 // unknownField finds the first key of data (in document order) that
 // Config has no field for, and returns its path and the keys allowed
 // beside it.
-func unknownField(data []byte) (path, known string) {
+func unknownField(data []byte, scan *jsonScan) (path, known string) {
 	var v any
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if dec.Decode(&v) != nil {
 		return "", ""
 	}
-	return walkUnknown(data, v, reflect.TypeOf(Config{}), "")
+	return walkUnknown(scan, v, reflect.TypeOf(Config{}), "")
 }
 
-func walkUnknown(data []byte, v any, t reflect.Type, prefix string) (string, string) {
+func walkUnknown(scan *jsonScan, v any, t reflect.Type, prefix string) (string, string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -92,7 +99,9 @@ func walkUnknown(data []byte, v any, t reflect.Type, prefix string) (string, str
 		for k := range obj {
 			keys = append(keys, k)
 		}
-		sort.Slice(keys, func(i, j int) bool { return keyIndex(data, keys[i]) < keyIndex(data, keys[j]) })
+		sort.Slice(keys, func(i, j int) bool {
+			return keyOffset(scan, join(prefix, keys[i])) < keyOffset(scan, join(prefix, keys[j]))
+		})
 		for _, k := range keys {
 			ft, ok := fields[k]
 			if !ok {
@@ -105,7 +114,7 @@ func walkUnknown(data []byte, v any, t reflect.Type, prefix string) (string, str
 			if !ok {
 				return join(prefix, k), strings.Join(names, ", ")
 			}
-			if p, kn := walkUnknown(data, obj[k], ft, join(prefix, k)); p != "" {
+			if p, kn := walkUnknown(scan, obj[k], ft, join(prefix, k)); p != "" {
 				return p, kn
 			}
 		}
@@ -115,7 +124,7 @@ func walkUnknown(data []byte, v any, t reflect.Type, prefix string) (string, str
 			return "", ""
 		}
 		for i, e := range arr {
-			if p, kn := walkUnknown(data, e, t.Elem(), fmt.Sprintf("%s[%d]", prefix, i)); p != "" {
+			if p, kn := walkUnknown(scan, e, t.Elem(), fmt.Sprintf("%s[%d]", prefix, i)); p != "" {
 				return p, kn
 			}
 		}
@@ -125,7 +134,7 @@ func walkUnknown(data []byte, v any, t reflect.Type, prefix string) (string, str
 			return "", ""
 		}
 		for k, e := range obj {
-			if p, kn := walkUnknown(data, e, t.Elem(), join(prefix, k)); p != "" {
+			if p, kn := walkUnknown(scan, e, t.Elem(), join(prefix, k)); p != "" {
 				return p, kn
 			}
 		}
@@ -133,14 +142,13 @@ func walkUnknown(data []byte, v any, t reflect.Type, prefix string) (string, str
 	return "", ""
 }
 
-// keyIndex approximates where key appears in data, for ordering sibling
-// keys; keys not found sort last.
-func keyIndex(data []byte, key string) int {
-	i := bytes.Index(data, []byte(`"`+key+`"`))
-	if i < 0 {
-		return len(data)
+// keyOffset is where the key at path starts in the document; keys the
+// scan did not reach sort last.
+func keyOffset(scan *jsonScan, path string) int64 {
+	if off, ok := scan.keys[path]; ok {
+		return off
 	}
-	return i
+	return 1 << 62
 }
 
 func join(prefix, key string) string {

@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ntpkit/ntpkit/clock/kernelsync"
 	"github.com/ntpkit/ntpkit/server/daemon"
 	"github.com/ntpkit/ntpkit/server/metrics/prom"
 	"github.com/ntpkit/ntpkit/server/ops"
@@ -20,7 +22,13 @@ import (
 // An embedder serves NTP with the daemon and puts its health check and
 // metrics on its own mux and registry, beside its own.
 func Example() {
-	d, err := daemon.New(daemon.Options{Listen: []string{"127.0.0.1:0"}})
+	// The host's clock is kept by chronyd or systemd-timesyncd; here the
+	// kernel's answer is pinned, so the output is the same on any machine
+	// (leave Kernel nil to read the real one).
+	kernel := kernelsync.ReaderFunc(func() (kernelsync.State, error) {
+		return kernelsync.State{Synchronized: true, MaxError: time.Millisecond}, nil
+	})
+	d, err := daemon.New(daemon.Options{Listen: []string{"127.0.0.1:0"}, Local: daemon.Local{Kernel: kernel}})
 	if err != nil {
 		log.Fatal(err)
 	}

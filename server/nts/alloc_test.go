@@ -1,0 +1,136 @@
+package nts
+
+import (
+	"context"
+	"github.com/ntpkit/ntpkit/ntpwire"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/ntpkit/ntpkit/clock/clocktest"
+	"github.com/ntpkit/ntpkit/internal/aessiv"
+	"github.com/ntpkit/ntpkit/internal/ntske"
+	"github.com/ntpkit/ntpkit/server"
+	"github.com/ntpkit/ntpkit/server/servertest"
+)
+
+// TestNTSSocketPathAllocations counts the allocations of whole NTS
+// exchanges over a real loopback socket: the server reads the request,
+// opens the cookie, verifies the authenticator, seals a reply with fresh
+// cookies and sends it. The client replays one prepared request and only
+// reads, so every allocation counted is the server's.
+func TestNTSSocketPathAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's instrumentation allocates")
+	}
+	clk := clocktest.New(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
+	keys, err := NewKeyStore(nil, time.Hour, clk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2sKey, s2cKey := testKeys()
+	cookie, err := keys.SealCookie(nil, c2sKey, s2cKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2s, _ := aessiv.New(c2sKey)
+	s2c, _ := aessiv.New(s2cKey)
+	mw := NewMiddleware(keys)
+	srv := &server.Server{Handler: server.Chain(server.Responder(), mw.Wrap), Sockets: 1}
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background(), pc) }()
+	defer func() {
+		srv.Shutdown(context.Background())
+		<-done
+	}()
+	c, err := net.DialUDP("udp4", nil, pc.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	p := servertest.ClientPacket(time.Now())
+	req := ntske.ClientRequest(nil, &p, uid, cookie, 7, c2s)
+	buf := make([]byte, 2048)
+	var n int
+	roundTrip := func() {
+		if _, err := c.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		if n, err = c.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	roundTrip() // warm up
+	cookies, err := ntske.VerifyReply(buf[:n], uid, s2c)
+	if err != nil || len(cookies) != 8 {
+		t.Fatalf("reply: %d cookies, %v; want 8 cookies", len(cookies), err)
+	}
+	allocs := testing.AllocsPerRun(500, roundTrip)
+	if _, err := ntske.VerifyReply(buf[:n], uid, s2c); err != nil {
+		t.Fatalf("last reply: %v", err)
+	}
+	if allocs != 0 {
+		t.Fatalf("an NTS request over a real socket allocates %v times, want 0", allocs)
+	}
+
+	// A client the key cache has not seen costs the key schedules of its
+	// two AEADs: crypto/aes allocates each expanded key.
+	const clients = 200
+	reqs := make([][]byte, clients)
+	for i := range reqs {
+		k1, k2 := make([]byte, 32), make([]byte, 32)
+		k1[0], k1[1], k2[0] = byte(i), byte(i>>8), 1
+		ck, err := keys.SealCookie(nil, k1, k2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, _ := aessiv.New(k1)
+		reqs[i] = ntske.ClientRequest(nil, &p, uid, ck, 7, a)
+	}
+	i := 0
+	cold := testing.AllocsPerRun(clients-1, func() {
+		req = reqs[i]
+		i++
+		roundTrip()
+	})
+	t.Logf("allocations per NTS request: %v from a cached client, %v from a new one", allocs, cold)
+	if cold > 7 {
+		t.Fatalf("a new client's NTS request allocates %v times, want at most 7", cold)
+	}
+}
+
+// sealWriter is a ResponseWriter that seals into one reused buffer.
+type sealWriter struct{ buf []byte }
+
+func (w *sealWriter) Reply(ntpwire.Packet) error { return nil }
+func (w *sealWriter) Kiss(ntpwire.RefID) error   { return nil }
+func (w *sealWriter) ReplySealed(p ntpwire.Packet, seal func([]byte) ([]byte, error)) error {
+	out, err := seal(p.AppendTo(w.buf[:0]))
+	w.buf = out[:0]
+	return err
+}
+
+// BenchmarkNTSRequest measures the NTS middleware's work for one request
+// from a cached client: open the cookie, verify the authenticator, seal
+// one fresh cookie and the reply's authenticator.
+func BenchmarkNTSRequest(b *testing.B) {
+	f := newFixture(b)
+	p := clientPacket(f)
+	raw := ntske.ClientRequest(nil, &p, uid, f.cookie, 0, f.c2s)
+	var q ntpwire.Packet
+	q.Decode(raw)
+	req := &server.Request{Packet: q, Raw: raw, Received: f.clk.Now()}
+	w := &sealWriter{buf: make([]byte, 0, server.MaxPacket)}
+	b.ReportAllocs()
+	for b.Loop() {
+		f.h.ServeNTP(w, req)
+	}
+	if st := f.mw.Stats(); st.Authenticated == 0 || st.Cookies == 0 {
+		b.Fatalf("stats %+v", st)
+	}
+}

@@ -1,0 +1,64 @@
+package nts
+
+import (
+	"crypto/subtle"
+	"hash/maphash"
+	"sync/atomic"
+
+	"github.com/ntpkit/ntpkit/internal/aessiv"
+	"github.com/ntpkit/ntpkit/internal/ntske"
+)
+
+// keyCacheSlots is how many clients' AEADs keyCache keeps: about 2 KiB
+// each (four expanded AES keys), so 2 MiB in all.
+const keyCacheSlots = 1024
+
+// clientKeys holds the AEADs for one client's C2S and S2C keys.
+type clientKeys struct {
+	keys     [2 * ntske.KeyLen]byte // C2S || S2C
+	c2s, s2c *aessiv.SIV
+}
+
+// keyCache keeps the AEADs of recently seen clients. An NTS client
+// spends a new cookie on every request, but all its cookies carry the
+// C2S and S2C keys of one key establishment, so a server that kept the
+// expanded keys skips the key schedules (and crypto/aes's allocations) on
+// every request after a client's first. The cache is direct-mapped, the
+// slot chosen by a hash with a per-process random seed, so which slot a
+// client's keys land in says nothing about them; keys are compared in
+// constant time. A colliding client replaces the slot's entry. It is safe
+// for concurrent use, without locks.
+type keyCache struct {
+	seed  maphash.Seed
+	slots [keyCacheSlots]atomic.Pointer[clientKeys]
+}
+
+func newKeyCache() *keyCache {
+	return &keyCache{seed: maphash.MakeSeed()}
+}
+
+// get returns the AEADs for c2s and s2c, building and caching them when
+// they are not cached.
+func (c *keyCache) get(c2s, s2c []byte) (*clientKeys, error) {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	h.Write(c2s)
+	h.Write(s2c)
+	slot := &c.slots[h.Sum64()%keyCacheSlots]
+	if e := slot.Load(); e != nil &&
+		subtle.ConstantTimeCompare(e.keys[:ntske.KeyLen], c2s)&subtle.ConstantTimeCompare(e.keys[ntske.KeyLen:], s2c) == 1 {
+		return e, nil
+	}
+	e := &clientKeys{}
+	copy(e.keys[:], c2s)
+	copy(e.keys[ntske.KeyLen:], s2c)
+	var err error
+	if e.c2s, err = aessiv.New(c2s); err != nil {
+		return nil, err
+	}
+	if e.s2c, err = aessiv.New(s2c); err != nil {
+		return nil, err
+	}
+	slot.Store(e)
+	return e, nil
+}
