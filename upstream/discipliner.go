@@ -528,6 +528,21 @@ func (d *Discipliner) logUnsyncLocked(now time.Duration) {
 	d.log.Warn("upstream: not synchronised", "reason", why)
 }
 
+// startSamples is how many samples a source needs in its register before
+// an unsynchronised clock is set from it, while its start-up burst is
+// still giving more: one exchange says little about a path whose delay
+// jitters, and a line through a single point has no frequency. chrony
+// likewise waits for several samples of its burst.
+const startSamples = 3
+
+// startReadyLocked reports whether s may take part in a selection that
+// would synchronise the clock: it has startSamples samples, or it is not
+// in a start-up burst (the burst is over, and a lossy source counts with
+// what it gave; or there was none, Options.NoIBurst).
+func (d *Discipliner) startReadyLocked(s *source) bool {
+	return len(s.filt.hist) >= startSamples || s.burst == 0
+}
+
 // candidate is a source taking part in one selection.
 type candidate struct {
 	s    *source
@@ -544,6 +559,7 @@ func (d *Discipliner) updateLocked(now time.Duration) {
 	prec := ntpwire.LogToDuration(d.precision).Seconds()
 	var cands []candidate
 	eligible := d.pending
+	wait := 0 // sources that answered but are still in their start-up burst
 	for _, s := range d.sources {
 		switch {
 		case s.retired:
@@ -562,6 +578,13 @@ func (d *Discipliner) updateLocked(now time.Duration) {
 		eligible++
 		if s.reach == 0 {
 			s.state = StateInit
+			continue
+		}
+		if !d.synced && !d.startReadyLocked(s) {
+			// Its burst is still coming in: wait for enough samples
+			// to judge the path rather than synchronise on one.
+			s.state = StateInit
+			wait++
 			continue
 		}
 		out := s.filt.output(now, prec+ntpwire.LogToDuration(s.precision).Seconds(), d.freq)
@@ -600,6 +623,9 @@ func (d *Discipliner) updateLocked(now time.Duration) {
 			}
 		}
 		d.why = fmt.Sprintf("%d usable sources, %d needed to agree (%d of %d sources reachable)", len(cands), need, reach, len(d.sources))
+		if !d.synced && wait > 0 {
+			d.why = fmt.Sprintf("%d usable sources, %d needed to agree (%d of %d sources reachable, %d still in their start-up burst)", len(cands), need, reach, len(d.sources), wait)
+		}
 		return
 	}
 	ivs := make([]interval, len(cands))

@@ -29,6 +29,10 @@ type source struct {
 	poll      time.Duration
 	pollFloor time.Duration // raised by KoD RATE
 	streak    int           // valid replies in a row
+	// burst is how many queries of the current start-up burst are still
+	// to be sent (0 when there is none): while it lasts, an
+	// unsynchronised clock waits for the source's samples to pile up.
+	burst int
 	// predMean and predErr2 are running means of the distance of the
 	// source's samples from the software clock's prediction (seconds)
 	// and of its squared deviation from predMean: jitter plus the error
@@ -158,6 +162,14 @@ func (d *Discipliner) pollLoop(ctx context.Context, s *source, conn net.Conn, bu
 		q.oob = make([]byte, oobLen)
 	}
 	var wait time.Duration
+	d.mu.Lock()
+	s.burst = burst
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		s.burst = 0
+		d.mu.Unlock()
+	}()
 	for {
 		if !d.sleep(ctx, wait) {
 			return false
@@ -167,6 +179,7 @@ func (d *Discipliner) pollLoop(ctx context.Context, s *source, conn net.Conn, bu
 		s.reach <<= 1
 		s.polls++
 		interval := max(s.poll, s.pollFloor)
+		burst = s.burst
 		d.mu.Unlock()
 		if burst > 0 {
 			interval = min(interval, 2*time.Second, max(d.o.MinPoll, s.pollFloor))
@@ -177,13 +190,16 @@ func (d *Discipliner) pollLoop(ctx context.Context, s *source, conn net.Conn, bu
 			return false
 		}
 		d.mu.Lock()
-		stop, redial := d.handleLocked(ctx, s, out, pkt, smp)
-		if burst > 0 && out != outRate {
-			burst--
+		// The burst counts this query as done before the sample is
+		// judged: the last reply of a burst may synchronise the clock
+		// with however many samples the burst gave.
+		if s.burst > 0 && out != outRate {
+			s.burst--
 		} else {
-			burst = 0
+			s.burst = 0
 		}
-		if burst == 0 || out == outRate {
+		stop, redial := d.handleLocked(ctx, s, out, pkt, smp)
+		if s.burst == 0 || out == outRate {
 			interval = max(s.poll, s.pollFloor)
 		}
 		d.mu.Unlock()
