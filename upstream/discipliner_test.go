@@ -59,7 +59,7 @@ func (r *rig) reply(i int, extra, sigma time.Duration, p ntpwire.Packet) {
 	s := r.srcs[i]
 	s.reach <<= 1
 	s.polls++
-	d.handleLocked(context.Background(), s, outSample, p, smp)
+	d.queryDoneLocked(context.Background(), s, outSample, p, smp)
 	d.mu.Unlock()
 }
 
@@ -70,7 +70,7 @@ func (r *rig) timeout(i int) {
 	s := r.srcs[i]
 	s.reach <<= 1
 	s.polls++
-	d.handleLocked(context.Background(), s, outTimeout, ntpwire.Packet{}, sample{})
+	d.queryDoneLocked(context.Background(), s, outTimeout, ntpwire.Packet{}, sample{})
 	d.mu.Unlock()
 }
 
@@ -116,6 +116,58 @@ func TestMinorityNeverSynchronises(t *testing.T) {
 		if s := st.Sources[i].State; s != StateSelected && s != StateCandidate {
 			t.Fatalf("source %d state %v, want selected or candidate", i, s)
 		}
+	}
+}
+
+// startBurst puts every source of r at the start of a start-up burst, as
+// pollLoop does.
+func (r *rig) startBurst() {
+	r.d.mu.Lock()
+	defer r.d.mu.Unlock()
+	for _, s := range r.srcs {
+		s.burst = ibursts
+	}
+}
+
+func TestStartupBurstWaitsForSamples(t *testing.T) {
+	r := newRig(t, 3, Options{})
+	r.truthOffset = func(time.Duration) time.Duration { return 30 * time.Millisecond }
+	r.startBurst()
+	// Round robin: two of three sources agree once two have three
+	// samples each, at the eighth reply (source 1's third).
+	for i := range 8 {
+		r.clk.Advance(100 * time.Millisecond)
+		r.reply(i%3, 0, 50*time.Microsecond, ntpwire.Packet{})
+		if got, want := r.d.Synchronized(), i == 7; got != want {
+			t.Fatalf("after reply %d (source %d): synchronised = %v, want %v", i, i%3, got, want)
+		}
+	}
+	if e := r.err(); e.Abs() > time.Millisecond {
+		t.Fatalf("served time is %v off the truth after the first update", e)
+	}
+}
+
+func TestStartupBurstLossyEnds(t *testing.T) {
+	r := newRig(t, 2, Options{})
+	r.truthOffset = func(time.Duration) time.Duration { return 20 * time.Millisecond }
+	r.startBurst()
+	// Source 1 answers its whole burst; source 0 only its first query.
+	// Both are needed (2 of 2), so the clock waits for source 0's
+	// burst to end, and synchronises on the lost reply that ends it.
+	for q := range ibursts {
+		r.clk.Advance(100 * time.Millisecond)
+		r.reply(1, 0, 50*time.Microsecond, ntpwire.Packet{})
+		if q == 0 {
+			r.reply(0, 0, 50*time.Microsecond, ntpwire.Packet{})
+		} else {
+			r.timeout(0)
+		}
+		if got, want := r.d.Synchronized(), q == ibursts-1; got != want {
+			t.Fatalf("after query %d: synchronised = %v, want %v", q, got, want)
+		}
+	}
+	if e := r.err(); e.Abs() > time.Millisecond {
+		t.Fatalf("served time is %v off the truth after the first update", e)
 	}
 }
 

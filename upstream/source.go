@@ -190,15 +190,7 @@ func (d *Discipliner) pollLoop(ctx context.Context, s *source, conn net.Conn, bu
 			return false
 		}
 		d.mu.Lock()
-		// The burst counts this query as done before the sample is
-		// judged: the last reply of a burst may synchronise the clock
-		// with however many samples the burst gave.
-		if s.burst > 0 && out != outRate {
-			s.burst--
-		} else {
-			s.burst = 0
-		}
-		stop, redial := d.handleLocked(ctx, s, out, pkt, smp)
+		stop, redial := d.queryDoneLocked(ctx, s, out, pkt, smp)
 		if s.burst == 0 || out == outRate {
 			interval = max(s.poll, s.pollFloor)
 		}
@@ -473,6 +465,29 @@ func (d *Discipliner) adaptPollLocked(s *source, smp sample, spike bool) {
 			s.predErr2 < predDouble*jit*jit):
 		s.poll, s.streak = min(2*s.poll, d.o.MaxPoll), 0
 	}
+}
+
+// queryDoneLocked counts a query of s against its start-up burst and
+// handles its outcome (handleLocked). The burst counts the query as done
+// before the sample is judged, so the last reply of a burst may
+// synchronise the clock with however many samples the burst gave; a
+// burst that ends in a lost reply runs the selection too, so a source
+// that answered only part of its burst stops holding the clock back then,
+// not a poll interval later.
+func (d *Discipliner) queryDoneLocked(ctx context.Context, s *source, out outcome, p ntpwire.Packet, smp sample) (stop, redial bool) {
+	ended := false
+	switch {
+	case s.burst > 0 && out != outRate:
+		s.burst--
+		ended = s.burst == 0
+	default:
+		s.burst = 0
+	}
+	stop, redial = d.handleLocked(ctx, s, out, p, smp)
+	if ended && out != outSample && !stop && !redial && !d.synced && len(s.filt.hist) > 0 {
+		d.updateLocked(d.rawNow())
+	}
+	return stop, redial
 }
 
 // predictLocked returns the offset of the raw clock (seconds) that the
