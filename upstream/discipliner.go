@@ -692,14 +692,30 @@ func (d *Discipliner) combine(now time.Duration, surv []candidate) fit {
 	var pts []point
 	yRef := surv[0].out.best.offset
 	for _, c := range surv {
-		j := c.out.jitter.Seconds()
+		// A sample's weight within its source: the source's noise that
+		// delay does not explain (the scatter of its lowest-delay
+		// samples), plus half its delay above the least, which bounds
+		// the error a slow leg adds. The source's whole jitter would
+		// swamp the delay term and weight slow samples nearly as much
+		// as fast ones. The weights are inverse variances to the fit
+		// (its frequency error, the prior's strength), so the source's
+		// total stays what its whole jitter says.
+		fl, j := c.out.floor.Seconds(), c.out.jitter.Seconds()
+		var sumOld, sumNew float64
+		first := len(pts)
 		for _, smp := range c.s.filt.hist {
 			ex := (smp.delay - c.out.minDelay).Seconds() / 2
+			w := 1 / (fl*fl + ex*ex + 1e-18)
+			sumOld += 1 / (j*j + ex*ex + 1e-18)
+			sumNew += w
 			pts = append(pts, point{
 				x: (smp.at - now).Seconds(),
 				y: (smp.offset - yRef).Seconds(),
-				w: 1 / (j*j + ex*ex + 1e-18),
+				w: w,
 			})
+		}
+		for i := first; i < len(pts); i++ {
+			pts[i].w *= sumOld / sumNew
 		}
 	}
 	slices.SortFunc(pts, func(a, b point) int {

@@ -65,6 +65,11 @@ type filterOutput struct {
 	minDelay time.Duration // lowest delay of the whole history
 	disp     time.Duration // filter dispersion at now
 	jitter   time.Duration // RMS of the register's residuals about best, after the frequency correction
+	// floor is the jitter of the lowest-delay half of the register
+	// alone: the noise that a sample's delay does not explain (the
+	// server's timestamps, the precision), as opposed to the noise of
+	// slow legs, which the delay shows.
+	floor time.Duration
 }
 
 // output runs the RFC 5905 §10 clock filter at raw time now: the sample of
@@ -100,15 +105,25 @@ func (f *filter) output(now time.Duration, precision, freq float64) filterOutput
 		w /= 2
 	}
 	out.disp = seconds(disp)
-	var j float64
-	for _, i := range idx[1:] {
+	var j, fl float64
+	half := len(idx) / 2
+	for k, i := range idx[1:] {
 		d := (reg[i].offset - out.best.offset).Seconds() + freq*(out.best.at-reg[i].at).Seconds()
 		j += d * d
+		if k+1 < half {
+			fl += d * d
+		}
 	}
 	if len(idx) > 1 {
 		j = math.Sqrt(j / float64(len(idx)-1))
 	}
+	if len(reg) == filterLen {
+		fl = math.Sqrt(fl / float64(half-1))
+	} else {
+		fl = j // too few samples to tell the fast from the slow
+	}
 	out.jitter = seconds(max(j, precision))
+	out.floor = seconds(max(fl, precision))
 	out.minDelay = out.best.delay
 	for _, s := range f.hist {
 		out.minDelay = min(out.minDelay, s.delay)
