@@ -14,10 +14,16 @@ const (
 	// CryptoNAKLen is the length of a crypto-NAK: a MAC of only a zero
 	// key ID (RFC 5905 §7.4).
 	CryptoNAKLen = 4
-	// MinMACLen and MaxMACLen bound a legacy symmetric-key MAC: a 4-byte
-	// key ID and a 16-byte (MD5, AES-CMAC) or 20-byte (SHA-1) digest.
+	// MinMACLen and MaxMACLen bound a legacy symmetric-key MAC after
+	// NTPv4 extension fields: a 4-byte key ID and a 16-byte (MD5,
+	// AES-CMAC) or 20-byte (SHA-1, truncated SHA-2) digest.
 	MinMACLen = 20
 	MaxMACLen = 24
+	// MaxLegacyMACLen is the longest MAC an NTPv3 or older packet may
+	// carry, which has no extension fields to tell apart: a 4-byte key ID
+	// and a whole 64-byte SHA-512 digest (SHA-256 gives 36 bytes, SHA-384
+	// 52). chrony and ntpd send and accept these.
+	MaxLegacyMACLen = 68
 )
 
 // Extension is one RFC 7822 extension field. Value aliases the packet
@@ -34,6 +40,8 @@ func (e Extension) Len() int { return 4 + len(e.Value) }
 // extension fields, optionally followed by a legacy MAC. It tells a MAC
 // from an extension field the way chrony and ntpd do: a remainder of
 // exactly 4 bytes, or of 20–24 bytes, is a MAC. It does not allocate.
+// It reads an NTPv4 trailer; ParseTrailer also reads the longer MACs of
+// older versions.
 //
 //	it := ntpwire.Extensions(pkt[ntpwire.HeaderLen:])
 //	for it.Next() {
@@ -101,18 +109,28 @@ type Trailer struct {
 
 // ParseTrailer validates the bytes after a header without allocating:
 // it returns how many extension fields there are and the MAC, if any, or
-// ErrExtension. Version 3 and older packets may carry only a MAC.
+// ErrExtension. Version 3 and older packets may carry only a MAC: the
+// whole trailer, which must be a crypto-NAK or a key ID and digest of
+// MinMACLen to MaxLegacyMACLen bytes, a multiple of 4 (so SHA-256, SHA-384
+// and SHA-512 MACs too, as chrony reads them).
 func ParseTrailer(version uint8, trailer []byte) (Trailer, error) {
 	var t Trailer
+	if version < 4 {
+		n := len(trailer)
+		switch {
+		case n == 0:
+			return t, nil
+		case n == CryptoNAKLen || (n >= MinMACLen && n <= MaxLegacyMACLen && n%4 == 0):
+			return Trailer{MAC: trailer}, nil
+		}
+		return Trailer{}, ErrExtension
+	}
 	it := Extensions(trailer)
 	for it.Next() {
 		t.Extensions++
 	}
 	if it.Err() != nil {
 		return Trailer{}, it.Err()
-	}
-	if version < 4 && t.Extensions > 0 {
-		return Trailer{}, ErrExtension
 	}
 	t.MAC = it.MAC()
 	return t, nil

@@ -209,8 +209,12 @@ func TestExtensionValueAliases(t *testing.T) {
 }
 
 func TestParseTrailerVersion(t *testing.T) {
-	ef := AppendExtension(nil, 0x0104, seq(0, 32))
+	// 84 bytes: longer than any legacy MAC, so never read as one.
+	ef := AppendExtension(nil, 0x0104, seq(0, 80))
 	mac := concat([]byte{0, 0, 0, 1}, seq(0xa0, 20))
+	sha256 := concat([]byte{0, 0, 0, 2}, seq(0xb0, 32))
+	sha384 := concat([]byte{0, 0, 0, 3}, seq(0xc0, 48))
+	sha512 := concat([]byte{0, 0, 0, 4}, seq(0xd0, 64))
 	for _, tt := range []struct {
 		name    string
 		version uint8
@@ -221,6 +225,16 @@ func TestParseTrailerVersion(t *testing.T) {
 		{"v3 empty", 3, nil, Trailer{}, nil},
 		{"v3 MAC", 3, mac, Trailer{MAC: mac}, nil},
 		{"v3 crypto-NAK", 3, []byte{0, 0, 0, 0}, Trailer{MAC: []byte{0, 0, 0, 0}}, nil},
+		{"v3 SHA-256 MAC", 3, sha256, Trailer{MAC: sha256}, nil},
+		{"v3 SHA-384 MAC", 3, sha384, Trailer{MAC: sha384}, nil},
+		{"v3 SHA-512 MAC", 3, sha512, Trailer{MAC: sha512}, nil},
+		{"v1 SHA-512 MAC", 1, sha512, Trailer{MAC: sha512}, nil},
+		{"v3 MAC too long", 3, concat(sha512, []byte{0, 0, 0, 0}), Trailer{}, ErrExtension},
+		{"v3 MAC unaligned", 3, sha256[:35], Trailer{}, ErrExtension},
+		{"v3 stray 8 bytes", 3, seq(0, 8), Trailer{}, ErrExtension},
+		// NTPv4 truncates digests to 20 bytes: a 36-byte trailer is
+		// an extension field there, and this one is malformed.
+		{"v4 SHA-256 MAC", 4, sha256, Trailer{}, ErrExtension},
 		{"v3 EF", 3, ef, Trailer{}, ErrExtension},
 		{"v3 EF and MAC", 3, concat(ef, mac), Trailer{}, ErrExtension},
 		{"v2 EF", 2, ef, Trailer{}, ErrExtension},

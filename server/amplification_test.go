@@ -41,6 +41,10 @@ func trailers() map[string][]byte {
 		"ef+sha1-mac":   append(ef(0x0104, 32), make([]byte, 24)...),
 		"md5-mac":       make([]byte, 20),
 		"sha1-mac":      make([]byte, 24),
+		"sha256-mac":    make([]byte, 36),
+		"sha384-mac":    make([]byte, 52),
+		"sha512-mac":    make([]byte, 68),
+		"over-long-mac": make([]byte, 72),
 		"crypto-nak":    make([]byte, 4),
 		"ef-bad-length": badLen,
 		"ef-odd-length": odd,
@@ -73,9 +77,16 @@ func amplificationCases(now time.Time) []ampCase {
 			for tname, tr := range trailers() {
 				p := ntpwire.Packet{Mode: ntpwire.Mode(mode), Version: uint8(version), XmitTime: ntpwire.TimeOf(now)}
 				raw := append(p.AppendTo(nil), tr...)
-				validTrailer := tname != "ef-bad-length" && tname != "ef-odd-length" && tname != "stray-8" && tname != "stray-13"
-				if version < 4 && (tname == "ef" || tname == "two-efs" || tname == "ef+md5-mac" || tname == "ef+sha1-mac" || tname == "big-ef") {
-					validTrailer = false // only NTPv4 has extension fields
+				validTrailer := tname != "ef-bad-length" && tname != "ef-odd-length" && tname != "stray-8" && tname != "stray-13" &&
+					// NTPv4 MACs stop at 24 bytes; these zeros are no
+					// extension field either.
+					tname != "sha256-mac" && tname != "sha384-mac" && tname != "sha512-mac" && tname != "over-long-mac"
+				if version < 4 {
+					// Only NTPv4 has extension fields; older versions
+					// read the whole trailer as a MAC, up to a key ID and
+					// a 64-byte SHA-512 digest.
+					n := len(tr)
+					validTrailer = n == 0 || n == 4 || (n >= 20 && n <= 68 && n%4 == 0)
 				}
 				want := mode == int(ntpwire.ModeClient) && version >= 1 && version <= 4 && validTrailer
 				add(fmt.Sprintf("mode%d/v%d/%s", mode, version, tname), raw, want)
@@ -255,11 +266,13 @@ func TestNoAmplificationOverSockets(t *testing.T) {
 	var cases []ampCase
 	for mode := 0; mode < 8; mode++ {
 		for _, version := range []int{0, 3, 4} {
-			for _, tname := range []string{"none", "ef", "sha1-mac", "stray-13"} {
+			for _, tname := range []string{"none", "ef", "sha1-mac", "sha512-mac", "big-ef", "stray-13"} {
 				p := ntpwire.Packet{Mode: ntpwire.Mode(mode), Version: uint8(version)}
 				// The transmit time names the case: replies echo it.
 				p.XmitTime = ntpwire.Time(uint64(len(cases)+1) << 32)
-				valid := tname != "stray-13" && (tname != "ef" || version == 4)
+				// A 36-byte "ef" is an NTPv3 SHA-256 MAC's length; a
+				// 68-byte trailer is a MAC only before NTPv4.
+				valid := tname != "stray-13" && (tname != "big-ef" || version == 4) && (tname != "sha512-mac" || version < 4)
 				cases = append(cases, ampCase{
 					name:   fmt.Sprintf("mode%d/v%d/%s", mode, version, tname),
 					raw:    append(p.AppendTo(nil), tr[tname]...),

@@ -39,7 +39,9 @@ func Chain(h Handler, mw ...Middleware) Handler {
 
 // Request is one NTP request as the server received it.
 type Request struct {
-	// Packet is the decoded header.
+	// Packet is the decoded header. Replies and KoDs echo its Poll, so
+	// a middleware may raise Packet.Poll to ask the client to poll less
+	// often (RateLimiter raises it to its interval).
 	Packet ntpwire.Packet
 	// Raw is the whole datagram, header and trailer. It is only valid
 	// until ServeNTP returns.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -435,6 +436,80 @@ func TestRateLimiterZeroOptions(t *testing.T) {
 	rl.Update(RateLimitOptions{Leak: 99})
 	if got := rl.Options().Leak; got != 31 {
 		t.Errorf("Leak capped to %d, want 31", got)
+	}
+}
+
+// TestRateLimiterAdvertisesPoll checks that replies and KoDs behind a
+// rate limiter carry a poll of at least its interval, and the client's own
+// when that is longer, as chrony's do.
+func TestRateLimiterAdvertisesPoll(t *testing.T) {
+	for _, tc := range []struct {
+		interval   time.Duration
+		clientPoll int8
+		min        int8 // the limiter's poll
+	}{
+		{8 * time.Second, 0, 3},
+		{8 * time.Second, 3, 3},
+		{8 * time.Second, 10, 3},
+		{3 * time.Second, -2, 2}, // rounded up: 4 s
+		{time.Second, -6, 0},
+		{250 * time.Millisecond, -6, -2},
+		{time.Minute, 4, 6}, // 64 s
+		{1000 * time.Hour, 4, 17},
+	} {
+		tb := mustTable(t, ratelimit.Config{Interval: tc.interval, Burst: 1, MemoryBytes: ratelimit.MinMemoryBytes})
+		rl := NewRateLimiter(RateLimitOptions{Table: tb, Kiss: true})
+		if got := rl.MinPoll(); got != tc.min {
+			t.Errorf("interval %v: MinPoll %d, want %d", tc.interval, got, tc.min)
+		}
+		h := rl.Wrap(Responder())
+		var got []int8
+		for _, want := range []outcome{gotReply, gotKiss} {
+			rec := &mwRecorder{}
+			r := mwReq("192.0.2.1:123", t0)
+			r.Packet.Poll = tc.clientPoll
+			rec.reset(r)
+			h.ServeNTP(rec, r)
+			if o := map[bool]outcome{true: gotKiss, false: gotReply}[rec.kissed]; !rec.replied || o != want {
+				t.Fatalf("interval %v: replied %v kissed %v, want %v", tc.interval, rec.replied, rec.kissed, want)
+			}
+			got = append(got, rec.pkt.Poll)
+		}
+		if w := max(tc.min, tc.clientPoll); !slices.Equal(got, []int8{w, w}) {
+			t.Errorf("interval %v, client poll %d: reply and KoD polls %v, want %d", tc.interval, tc.clientPoll, got, w)
+		}
+	}
+	// Without a per-client limit the poll is the client's.
+	rl := NewRateLimiter(RateLimitOptions{Global: ratelimit.NewGlobal(1000, 1000)})
+	_, rec := serveOnce(rl.Wrap(Responder()), "192.0.2.1:123", t0)
+	if want := clientRequest(t0).Poll; rec.pkt.Poll != want {
+		t.Errorf("no Table: reply poll %d, want the client's %d", rec.pkt.Poll, want)
+	}
+}
+
+// TestRateKissPollOverLoopback checks a RATE KoD on the wire: it tells the
+// client to poll no faster than the limit.
+func TestRateKissPollOverLoopback(t *testing.T) {
+	tb := mustTable(t, ratelimit.Config{Interval: 16 * time.Second, Burst: 1, MemoryBytes: ratelimit.MinMemoryBytes})
+	rl := NewRateLimiter(RateLimitOptions{Table: tb, Kiss: true})
+	s := &Server{Handler: Chain(Responder(), rl.Wrap)}
+	addr := startServer(t, s, "udp4")
+	var got []ntpwire.Packet
+	for range 2 {
+		req := clientRequest(time.Now())
+		req.Poll = 1
+		rep := exchange(t, addr, req.AppendTo(nil), 2*time.Second)
+		var p ntpwire.Packet
+		if err := p.Decode(rep); err != nil {
+			t.Fatalf("reply %x: %v", rep, err)
+		}
+		got = append(got, p)
+	}
+	if got[0].IsKiss() || got[0].Poll != 4 {
+		t.Errorf("first reply: kiss %v poll %d, want a reply with poll 4", got[0].IsKiss(), got[0].Poll)
+	}
+	if !got[1].IsKiss() || got[1].RefID != ntpwire.KissRate || got[1].Poll != 4 {
+		t.Errorf("second reply: kiss %v %v poll %d, want RATE with poll 4", got[1].IsKiss(), got[1].RefID, got[1].Poll)
 	}
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/ntpkit/ntpkit/ntpwire"
 	"github.com/ntpkit/ntpkit/ratelimit"
@@ -13,6 +14,13 @@ type RateLimitOptions struct {
 	// Table limits each client (chrony's ratelimit interval and burst);
 	// its memory is fixed when it is built, whatever the number of
 	// distinct sources. Nil: no per-client limit.
+	//
+	// With a Table, every reply and KoD behind the limiter advertises a
+	// poll of at least the Table's interval (log2 seconds, rounded up:
+	// 8 s is 3), and the client's own poll when that is longer, as
+	// chrony's replies do: a client polling faster than it may is told
+	// to back off. The limiter raises the request's Packet.Poll, which
+	// Responder and every ResponseWriter's Kiss echo.
 	Table *ratelimit.Table
 	// Global caps the requests answered per second from all clients
 	// together; over it requests are dropped silently (the overload is
@@ -89,8 +97,41 @@ const (
 // packet path. Update replaces its options atomically. It is safe for
 // concurrent use.
 type RateLimiter struct {
-	opts atomic.Pointer[RateLimitOptions]
+	opts atomic.Pointer[rateOptions]
 	c    stripedCounters
+}
+
+// rateOptions is RateLimitOptions with what the packet path derives from
+// them.
+type rateOptions struct {
+	RateLimitOptions
+	minPoll int8 // the Table's interval as a poll exponent
+}
+
+// Poll exponents a reply may advertise for a rate limit interval: NTP's
+// MAXPOLL (36 h) and far below any client's poll.
+const (
+	minAdvertisedPoll = -7
+	maxAdvertisedPoll = 17
+)
+
+// pollFor returns the smallest poll exponent (log2 seconds) whose interval
+// is at least d, within -7 (1/128 s) and 17 (36 h): the poll a reply
+// advertises to clients rate-limited to one request per d.
+func pollFor(d time.Duration) int8 {
+	p := int8(minAdvertisedPoll)
+	for p < maxAdvertisedPoll && pollDuration(p) < d {
+		p++
+	}
+	return p
+}
+
+// pollDuration returns 2^p seconds.
+func pollDuration(p int8) time.Duration {
+	if p >= 0 {
+		return time.Second << p
+	}
+	return time.Second >> -p
 }
 
 // NewRateLimiter returns a RateLimiter applying opts.
@@ -106,11 +147,20 @@ func NewRateLimiter(opts RateLimitOptions) *RateLimiter {
 // Table to keep it.
 func (l *RateLimiter) Update(opts RateLimitOptions) {
 	opts.Leak = min(opts.Leak, 31)
-	l.opts.Store(&opts)
+	o := &rateOptions{RateLimitOptions: opts, minPoll: minAdvertisedPoll}
+	if opts.Table != nil {
+		o.minPoll = pollFor(opts.Table.Config().Interval)
+	}
+	l.opts.Store(o)
 }
 
 // Options returns the options in force.
-func (l *RateLimiter) Options() RateLimitOptions { return *l.opts.Load() }
+func (l *RateLimiter) Options() RateLimitOptions { return l.opts.Load().RateLimitOptions }
+
+// MinPoll returns the poll exponent (log2 seconds) the limiter's replies
+// advertise at least: the Table's interval rounded up to a power of two
+// seconds, or -7 (no effect) without a Table.
+func (l *RateLimiter) MinPoll() int8 { return l.opts.Load().minPoll }
 
 // Wrap returns next behind l. Its method value is a Middleware.
 func (l *RateLimiter) Wrap(next Handler) Handler {
@@ -128,6 +178,9 @@ func (h rateHandler) ServeNTP(w ResponseWriter, r *Request) {
 	now := r.Received
 	outcome := rlAllowed
 	if o.Table != nil {
+		// Replies and KoDs echo the request's poll: ask for no more
+		// than the limit allows.
+		r.Packet.Poll = max(r.Packet.Poll, o.minPoll)
 		res := o.Table.Check(now, r.Src.Addr())
 		// Dropped is 0 only for an address the table cannot key (the
 		// zero Addr, which a server never sees): let it through.
@@ -157,7 +210,7 @@ func (h rateHandler) ServeNTP(w ResponseWriter, r *Request) {
 
 // refuse answers an over-limit request: a KoD RATE when one is due and the
 // budget allows, else nothing.
-func (l *RateLimiter) refuse(w ResponseWriter, r *Request, o *RateLimitOptions, due bool) {
+func (l *RateLimiter) refuse(w ResponseWriter, r *Request, o *rateOptions, due bool) {
 	if o.Kiss && due {
 		sent, overBudget := sendKiss(w, r, ntpwire.KissRate, o.KissLimit)
 		if sent {

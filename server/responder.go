@@ -6,7 +6,8 @@ import (
 
 // Responder returns the Handler that does the server side of RFC 5905 and
 // RFC 4330: it answers a client (mode 3) request with a server (mode 4)
-// reply that copies the client's version and poll, echoes its transmit
+// reply that copies the client's version and poll (r.Packet.Poll, which a
+// RateLimiter in front raises to its interval), echoes its transmit
 // timestamp as origin, carries the receive timestamp r.Received and the
 // reference data r.Reference, and gets its transmit timestamp from the
 // writer. Requests in any other mode, or with a version outside 1–4, get

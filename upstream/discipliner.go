@@ -70,11 +70,23 @@ type Discipliner struct {
 	// fitPerSource is how many samples per source the last fit kept: few
 	// means the frequency wandered and old samples no longer fit.
 	fitPerSource int
-	jitter       float64 // the system peer's jitter and the fit's residuals, seconds
-	offset       float64 // last estimate minus the correction at the update, ns
-	steps        uint64
-	updates      uint64
-	rootDist     time.Duration
+	// wander2 is the squared frequency wander (s/s per √s, a random
+	// walk's diffusion): a running mean of the squared change of the
+	// frequency estimate per second between updates, net of its noise.
+	// Over an interval τ the wander moves the clock by about
+	// √wander2·τ^1.5; the poll is kept where that stays within the jitter.
+	wander2  float64
+	fitAt    time.Duration // raw time of the last update
+	wanderOn bool          // the frequency has converged once: wander2 is measured
+	// strayDir is the direction (±1) in which the last usable sample
+	// strayed from the prediction by over three times its source's
+	// jitter, 0 if it did not.
+	strayDir int
+	jitter   float64 // the system peer's jitter and the fit's residuals, seconds
+	offset   float64 // last estimate minus the correction at the update, ns
+	steps    uint64
+	updates  uint64
+	rootDist time.Duration
 
 	why       string        // why the last selection did not update the clock; "" if it did
 	whyLogged string        // the reason last logged while unsynchronised
@@ -717,6 +729,18 @@ func (d *Discipliner) apply(at time.Duration, f fit, peer *candidate, surv []can
 		}
 	}
 	d.log.Debug("upstream: update", "at", now, "gap", time.Duration(gap), "freq_ppm", f.freq*1e6, "freq_err_ppm", f.freqErr*1e6, "used", f.used, "rms", f.rms)
+	// The convergence after start (from the frequency prior to the
+	// host's, hundreds of ppm away) is no wander: count changes only
+	// once two estimates in a row have been good to a ppm.
+	if d.updates > 0 && max(f.freqErr, d.freqErr) < wanderFrom {
+		d.wanderOn = true
+	}
+	if d.wanderOn && now > d.fitAt {
+		df := f.freq - d.freq
+		v := max(0, df*df-f.freqErr*f.freqErr) / (now - d.fitAt).Seconds()
+		d.wander2 += wanderGain * (v - d.wander2)
+	}
+	d.fitAt = now
 	d.freq = f.freq
 	d.freqErr = f.freqErr
 	d.fitPerSource = f.used / len(surv)

@@ -29,9 +29,15 @@ type source struct {
 	poll      time.Duration
 	pollFloor time.Duration // raised by KoD RATE
 	streak    int           // valid replies in a row
-	backedOff bool
-	retired   bool
-	state     SourceState
+	// predMean and predErr2 are running means of the distance of the
+	// source's samples from the software clock's prediction (seconds)
+	// and of its squared deviation from predMean: jitter plus the error
+	// the clock gathered over the poll interval, without the source's
+	// own constant bias (an asymmetric path).
+	predMean, predErr2 float64
+	backedOff          bool
+	retired            bool
+	state              SourceState
 
 	filt      filter
 	dist      time.Duration
@@ -360,24 +366,95 @@ const pollBudget = 0.5
 // wandering faster than the samples come, and the poll shortens.
 const pollTarget = 8
 
+// wanderGain is the weight of each update's frequency change in the
+// running wander estimate (Discipliner.wander2).
+const wanderGain = 0.2
+
+// wanderFrom is the frequency uncertainty (1 ppm) below which changes of
+// the frequency estimate count as wander.
+const wanderFrom = 1e-6
+
+// predGain is the weight of each sample in a source's running mean of
+// prediction errors (source.predErr2).
+const predGain = 0.25
+
+// biasGain is the weight of each sample in a source's running mean of
+// prediction errors, its constant bias (source.predMean): slow, so that
+// the clock's errors, which change from poll to poll, stay in predErr2.
+const biasGain = 1.0 / 32
+
+// predHalve and predDouble bound a source's mean squared prediction error
+// in units of its squared jitter: over predHalve (the clock gathers about
+// 1.4× the jitter between samples) the poll halves; it may double only
+// below predDouble.
+const (
+	predHalve  = 3
+	predDouble = 1.5
+)
+
+// wanderError returns how far the measured frequency wander moves the
+// clock over interval, seconds: a random walk of the frequency drifts the
+// phase by about wander·τ^1.5 before a sample can show it.
+func (d *Discipliner) wanderError(interval time.Duration) float64 {
+	t := interval.Seconds()
+	return math.Sqrt(d.wander2) * t * math.Sqrt(t)
+}
+
 // adaptPollLocked adjusts s's poll interval after a usable sample (RFC
-// 5905 §13's aim with chrony's criteria). It halves, down to MinPoll,
-// when the sample falls further from the software clock's prediction
-// than three times the source's jitter (the frequency moved), when the
-// last fit kept fewer than pollTarget samples per source (the frequency
-// wanders), or when the frequency's uncertainty alone would exceed the
-// jitter over the current interval. It doubles after eight good samples
-// in a row, up to MaxPoll, only while the frequency estimate is good
-// enough that the error it lets grow over the longer interval stays
-// below half the jitter.
-func (d *Discipliner) adaptPollLocked(s *source, smp sample) {
+// 5905 §13's aim, the Allan intercept, with chrony's criteria); spike says
+// the popcorn suppressor dropped the sample. It halves, down to MinPoll,
+// when the sample falls further from the software clock's prediction,
+// net of the source's constant bias, than three times the source's jitter
+// (the frequency moved), when the source's running mean squared
+// prediction error exceeds predHalve squared jitters, when the last fit
+// kept fewer than pollTarget samples per source (the frequency wanders),
+// when the frequency's uncertainty alone would exceed the jitter over the
+// current interval, or when the measured frequency wander would move the
+// clock by half the jitter (wanderError). Two samples in a row straying
+// the same way halve every source's poll. It doubles after eight good
+// samples in a row, up to MaxPoll, only while the errors the frequency's
+// uncertainty and its wander let grow over the longer interval stay well
+// below the jitter and the prediction errors are small.
+func (d *Discipliner) adaptPollLocked(s *source, smp sample, spike bool) {
 	s.streak++
 	jit := max(s.jitter, 50e-6)
-	resid := math.Abs(smp.offset.Seconds() - d.predictLocked(smp.at))
+	r := smp.offset.Seconds() - d.predictLocked(smp.at)
+	// A source's constant bias (an asymmetric path) is no error of the
+	// clock: judge the sample net of it.
+	resid := math.Abs(r - s.predMean)
+	if d.synced && !spike {
+		s.predMean += biasGain * (r - s.predMean)
+		dev := r - s.predMean
+		s.predErr2 += predGain * (min(dev*dev, 9*jit*jit) - s.predErr2)
+	}
+	if d.synced && !spike {
+		// Two samples in a row (from any sources) that stray the same
+		// way, each net of its source's bias, say the clock moved (its
+		// frequency stepped), not a source: every source looks again
+		// sooner.
+		dir := 0
+		if resid > 3*jit {
+			dir = 1
+			if r < s.predMean {
+				dir = -1
+			}
+		}
+		if dir != 0 && dir == d.strayDir {
+			for _, o := range d.sources {
+				if o != s && o.poll > d.o.MinPoll {
+					o.poll, o.streak = max(o.poll/2, d.o.MinPoll), 0
+				}
+			}
+		}
+		d.strayDir = dir
+	}
 	switch {
-	case d.synced && s.poll > d.o.MinPoll && (resid > 3*jit || d.fitPerSource < pollTarget || d.freqErr*s.poll.Seconds() > jit):
+	case d.synced && s.poll > d.o.MinPoll && (resid > 3*jit || d.fitPerSource < pollTarget || s.predErr2 > predHalve*jit*jit ||
+		d.freqErr*s.poll.Seconds() > jit || d.wanderError(s.poll) > pollBudget*jit):
 		s.poll, s.streak = max(s.poll/2, d.o.MinPoll), 0
-	case s.streak >= 8 && s.poll < d.o.MaxPoll && (!d.synced || d.freqErr*2*s.poll.Seconds() < pollBudget*jit):
+	case s.streak >= 8 && s.poll < d.o.MaxPoll && (!d.synced ||
+		d.freqErr*2*s.poll.Seconds() < pollBudget*jit && d.wanderError(2*s.poll) < pollBudget*pollBudget*jit &&
+			s.predErr2 < predDouble*jit*jit):
 		s.poll, s.streak = min(2*s.poll, d.o.MaxPoll), 0
 	}
 }
@@ -400,7 +477,6 @@ func (d *Discipliner) handleLocked(ctx context.Context, s *source, out outcome, 
 		if s.backedOff {
 			s.poll, s.backedOff = d.o.MinPoll, false
 		}
-		d.adaptPollLocked(s, smp)
 		s.stratum, s.leap, s.refID, s.precision = p.Stratum, p.Leap, p.RefID, p.Precision
 		s.rootDelay, s.rootDisp = p.RootDelay.Duration(), p.RootDispersion.Duration()
 		spike := s.filt.popcorn(smp, d.freq, d.freqErr)
@@ -408,6 +484,7 @@ func (d *Discipliner) handleLocked(ctx context.Context, s *source, out outcome, 
 		if spike {
 			s.spikeReg |= 1
 		}
+		d.adaptPollLocked(s, smp, spike)
 		if spike && bits.OnesCount8(s.spikeReg) < popcornErratic {
 			if s.spikes < popcornRun {
 				// The source answered (it stays reachable) but this

@@ -18,12 +18,16 @@ import (
 )
 
 // TestChronydAuthenticatesOurMACs has chronyd -Q query our server with a
-// shared key and accept only MACed replies.
+// shared key and accept only MACed replies, NTPv3 requests with whole
+// SHA-2 digests (MACs of 36, 52 and 68 bytes) among them.
 func TestChronydAuthenticatesOurMACs(t *testing.T) {
 	chronyd := RequireTool(t, "chronyd")
 	const keyFile = `1 SHA1 HEX:933F62BE1D604E68A81B557F18CFA200483F5B70
 2 AES128 HEX:6FEA9A2D4C3F7E1A0B9C8D7E6F5A4B3C
 3 MD5 legacy-md5-key
+4 SHA256 HEX:00112233445566778899AABBCCDDEEFF00112233445566778899AABBCCDDEEFF
+5 SHA384 sha384-key
+6 SHA512 sha512-key
 `
 	keys, err := symkey.Parse(strings.NewReader(keyFile))
 	if err != nil {
@@ -44,10 +48,11 @@ func TestChronydAuthenticatesOurMACs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		key  int
-		sync bool
-	}{{1, true}, {2, true}, {3, true}, {9, false}} {
-		t.Run(fmt.Sprintf("key%d", tc.key), func(t *testing.T) {
+		key     int
+		version int // 0: chronyd's default, 4
+		sync    bool
+	}{{1, 0, true}, {2, 0, true}, {3, 0, true}, {4, 0, true}, {4, 3, true}, {5, 3, true}, {6, 3, true}, {3, 3, true}, {9, 0, false}} {
+		t.Run(fmt.Sprintf("key%d/v%d", tc.key, tc.version), func(t *testing.T) {
 			before := mac.Stats()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
@@ -61,8 +66,12 @@ func TestChronydAuthenticatesOurMACs(t *testing.T) {
 			if !tc.sync {
 				timeout = "4"
 			}
+			version := ""
+			if tc.version != 0 {
+				version = fmt.Sprintf(" version %d", tc.version)
+			}
 			out, err := exec.CommandContext(ctx, chronyd, chronyArgs("-Q", "-t", timeout,
-				fmt.Sprintf("server 127.0.0.1 port %d iburst key %d maxsamples 4", port, tc.key),
+				fmt.Sprintf("server 127.0.0.1 port %d iburst key %d maxsamples 4%s", port, tc.key, version),
 				"keyfile "+kf,
 				"pidfile "+filepath.Join(dir, "chronyd.pid"),
 			)...).CombinedOutput()

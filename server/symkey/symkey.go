@@ -75,7 +75,8 @@ func (t Type) String() string {
 }
 
 // maxDigest is the longest digest an NTPv4 MAC carries (RFC 7822 leaves
-// 24 bytes for a MAC: 4 of key ID and 20 of digest).
+// 24 bytes for a MAC: 4 of key ID and 20 of digest). NTPv3 and older carry
+// the whole digest, up to ntpwire.MaxLegacyMACLen-4 bytes.
 const maxDigest = 20
 
 // Key is one symmetric key. It is safe for concurrent use.
@@ -117,16 +118,35 @@ func NewKey(id uint32, typ Type, secret []byte) (*Key, error) {
 	return k, nil
 }
 
-// DigestLen returns the length of the key's digests in an NTP MAC.
-func (k *Key) DigestLen() int {
+// DigestLen returns the length of the key's digests in an NTPv4 MAC.
+func (k *Key) DigestLen() int { return k.DigestLenFor(4) }
+
+// DigestLenFor returns the length of the key's digests in a MAC on an
+// NTP packet of the given version, as chrony computes it: 16 bytes for
+// MD5 and the AES-CMAC types; for the SHA types, 20 bytes in NTPv4
+// (truncated) and the whole digest (SHA-1 20, SHA-256 32, SHA-384 48,
+// SHA-512 64 bytes) in NTPv3 and older.
+func (k *Key) DigestLenFor(version uint8) int {
 	switch k.Type {
 	case MD5, AES128, AES256:
 		return 16
 	}
+	if version >= 4 {
+		return maxDigest
+	}
+	switch k.Type {
+	case SHA256:
+		return 32
+	case SHA384:
+		return 48
+	case SHA512:
+		return 64
+	}
 	return maxDigest
 }
 
-// MACLen returns the length of a MAC with this key: key ID and digest.
+// MACLen returns the length of an NTPv4 MAC with this key: key ID and
+// digest.
 func (k *Key) MACLen() int { return 4 + k.DigestLen() }
 
 func (k *Key) newHash() hash.Hash {
@@ -157,23 +177,34 @@ func (k *Key) digest(pkt []byte, buf *[64]byte) []byte {
 	return h.Sum(buf[:0])
 }
 
-// AppendMAC appends the MAC of pkt (everything in it so far) to pkt.
+// AppendMAC appends the MAC of pkt (everything in it so far) to pkt. The
+// digest's length is DigestLenFor the version in pkt's header.
 func (k *Key) AppendMAC(pkt []byte) []byte {
 	var buf [64]byte
-	d := k.digest(pkt, &buf)[:k.DigestLen()]
+	d := k.digest(pkt, &buf)[:k.DigestLenFor(version(pkt))]
 	pkt = binary.BigEndian.AppendUint32(pkt, k.ID)
 	return append(pkt, d...)
 }
 
 // Verify reports whether digest is pkt's digest under k, comparing in
-// constant time. digest excludes the key ID.
+// constant time. digest excludes the key ID; its length must be
+// DigestLenFor the version in pkt's header.
 func (k *Key) Verify(pkt, digest []byte) bool {
-	if len(digest) != k.DigestLen() {
+	n := k.DigestLenFor(version(pkt))
+	if len(digest) != n {
 		return false
 	}
 	var buf [64]byte
-	d := k.digest(pkt, &buf)[:k.DigestLen()]
+	d := k.digest(pkt, &buf)[:n]
 	return subtle.ConstantTimeCompare(d, digest) == 1
+}
+
+// version returns the NTP version in pkt's header, 4 if pkt is empty.
+func version(pkt []byte) uint8 {
+	if len(pkt) == 0 {
+		return 4
+	}
+	return pkt[0] >> 3 & 7
 }
 
 // Keys is a set of keys by ID. It is read-only once built, so safe for
@@ -281,19 +312,13 @@ func Parse(r io.Reader) (*Keys, error) {
 	return NewKeys(keys...)
 }
 
-// Split separates an NTP packet from its trailing MAC, as ntpwire's
-// extension walk finds it: it returns the authenticated bytes, the key ID
-// and the digest, with ok false when pkt carries no MAC (or only a
-// crypto-NAK, whose key ID is 0).
+// Split separates an NTP packet from its trailing MAC, as
+// ntpwire.ParseTrailer finds it for the packet's version: it returns the
+// authenticated bytes, the key ID and the digest, with ok false when pkt
+// carries no MAC (or only a crypto-NAK, whose key ID is 0).
 func Split(pkt []byte) (signed []byte, id uint32, digest []byte, ok bool) {
-	if len(pkt) < ntpwire.HeaderLen {
-		return nil, 0, nil, false
-	}
-	it := ntpwire.Extensions(pkt[ntpwire.HeaderLen:])
-	for it.Next() {
-	}
-	mac := it.MAC()
-	if it.Err() != nil || len(mac) < ntpwire.MinMACLen {
+	mac := trailerMAC(pkt)
+	if len(mac) < ntpwire.MinMACLen {
 		return nil, 0, nil, false
 	}
 	signed = pkt[:len(pkt)-len(mac)]
@@ -303,11 +328,18 @@ func Split(pkt []byte) (signed []byte, id uint32, digest []byte, ok bool) {
 // IsCryptoNAK reports whether pkt ends in a crypto-NAK: a MAC of only a
 // zero key ID.
 func IsCryptoNAK(pkt []byte) bool {
-	if len(pkt) < ntpwire.HeaderLen+ntpwire.CryptoNAKLen {
-		return false
+	return bytes.Equal(trailerMAC(pkt), []byte{0, 0, 0, 0})
+}
+
+// trailerMAC returns the MAC ending pkt, nil if there is none or pkt is
+// malformed.
+func trailerMAC(pkt []byte) []byte {
+	if len(pkt) < ntpwire.HeaderLen {
+		return nil
 	}
-	it := ntpwire.Extensions(pkt[ntpwire.HeaderLen:])
-	for it.Next() {
+	tr, err := ntpwire.ParseTrailer(version(pkt), pkt[ntpwire.HeaderLen:])
+	if err != nil {
+		return nil
 	}
-	return it.Err() == nil && bytes.Equal(it.MAC(), []byte{0, 0, 0, 0})
+	return tr.MAC
 }

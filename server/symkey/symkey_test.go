@@ -2,7 +2,13 @@ package symkey
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/md5"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
+	"hash"
 	"os"
 	"strings"
 	"testing"
@@ -127,4 +133,67 @@ func FuzzKeyFileAndMAC(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLegacyDigestLengths checks the MAC lengths chrony uses: NTPv4
+// truncates SHA digests to 20 bytes, NTPv3 carries them whole, and the
+// digest is H(key || packet) either way.
+func TestLegacyDigestLengths(t *testing.T) {
+	keys, err := Parse(strings.NewReader("1 MD5 k1\n2 SHA1 k2\n3 SHA256 k3\n4 SHA384 k4\n5 SHA512 k5\n6 AES128 HEX:6FEA9A2D4C3F7E1A0B9C8D7E6F5A4B3C\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := func(k *Key, pkt []byte) []byte {
+		var h hash.Hash
+		switch k.Type {
+		case MD5:
+			h = md5.New()
+		case SHA1:
+			h = sha1.New()
+		case SHA256:
+			h = sha256.New()
+		case SHA384:
+			h = sha512.New384()
+		case SHA512:
+			h = sha512.New()
+		default:
+			return nil
+		}
+		h.Write(k.key)
+		h.Write(pkt)
+		return h.Sum(nil)
+	}
+	for _, tc := range []struct {
+		id     uint32
+		v3, v4 int // MAC lengths, key ID included
+	}{{1, 20, 20}, {2, 24, 24}, {3, 36, 24}, {4, 52, 24}, {5, 68, 24}, {6, 20, 20}} {
+		k, _ := keys.Lookup(tc.id)
+		for _, v := range []struct {
+			hdr  byte
+			want int
+		}{{0x1b, tc.v3}, {0x23, tc.v4}} {
+			hdr := make([]byte, 48)
+			hdr[0] = v.hdr
+			pkt := k.AppendMAC(append([]byte(nil), hdr...))
+			if got := len(pkt) - 48; got != v.want {
+				t.Errorf("%v, header %#x: MAC of %d bytes, want %d", k.Type, v.hdr, got, v.want)
+				continue
+			}
+			signed, id, digest, ok := Split(pkt)
+			if !ok || id != tc.id || !k.Verify(signed, digest) {
+				t.Errorf("%v, header %#x: Split/Verify failed (ok %v, id %d)", k.Type, v.hdr, ok, id)
+			}
+			if f := full(k, hdr); f != nil && !bytes.Equal(digest, f[:len(digest)]) {
+				t.Errorf("%v, header %#x: digest %x is not a prefix of H(key||packet) %x", k.Type, v.hdr, digest, f)
+			}
+			// Only the version's length verifies: not a shorter prefix,
+			// not the whole digest where it is truncated.
+			if k.Verify(signed, digest[:len(digest)-4]) {
+				t.Errorf("%v, header %#x: a truncated digest verified", k.Type, v.hdr)
+			}
+			if f := full(k, hdr); len(f) > len(digest) && k.Verify(signed, f) {
+				t.Errorf("%v, header %#x: the whole %d-byte digest verified", k.Type, v.hdr, len(f))
+			}
+		}
+	}
 }

@@ -45,6 +45,13 @@ type Peer struct {
 	Jitter time.Duration
 	// Delay is how long it holds each request before replying.
 	Delay time.Duration
+	// PathJitter, when not zero, is the mean of an exponentially
+	// distributed extra delay on each leg of every exchange, drawn
+	// independently for the request and the reply (queues on a
+	// network path): the request's receive timestamp is taken that much
+	// after it arrived, and the reply leaves that much after its
+	// transmit timestamp.
+	PathJitter time.Duration
 	// Stratum is what it reports (default 1).
 	Stratum uint8
 	// Leap is the leap indicator it announces.
@@ -90,6 +97,14 @@ func (c *peerClock) noise() time.Duration {
 	n := c.rng.NormFloat64()
 	c.mu.Unlock()
 	return time.Duration(n * float64(c.jitter))
+}
+
+// legDelay draws one leg's extra delay (PathJitter).
+func (c *peerClock) legDelay() time.Duration {
+	c.mu.Lock()
+	e := c.rng.ExpFloat64()
+	c.mu.Unlock()
+	return time.Duration(e * float64(c.p.PathJitter))
 }
 
 func (c *peerClock) at(sys time.Time) time.Time {
@@ -152,6 +167,11 @@ func serve(ctx context.Context, pc net.PacketConn, truth Truth, p Peer, seed uin
 		if p.Delay > 0 {
 			time.Sleep(p.Delay)
 		}
+		if p.PathJitter > 0 {
+			time.Sleep(clk.legDelay())
+			r.Received = clk.Now()
+			w = delayWriter{w, clk.legDelay()}
+		}
 		if p.Mangle != nil {
 			w = mangler{w, p.Mangle}
 		}
@@ -168,6 +188,19 @@ func serve(ctx context.Context, pc net.PacketConn, truth Truth, p Peer, seed uin
 		pc.Close()
 	}()
 	return s, nil
+}
+
+// delayWriter holds each reply for d after its transmit timestamp is set.
+type delayWriter struct {
+	server.ResponseWriter
+	d time.Duration
+}
+
+func (w delayWriter) Reply(p ntpwire.Packet) error {
+	return w.ResponseWriter.ReplySealed(p, func(b []byte) ([]byte, error) {
+		time.Sleep(w.d)
+		return b, nil
+	})
 }
 
 // Reader is a clock under test: a Discipliner.
