@@ -7,12 +7,12 @@ import (
 
 // Stats are the server's counters since it was created.
 type Stats struct {
-	Received      uint64 // datagrams read
-	Replies       uint64 // replies sent, kiss-o'-death included
-	Kisses        uint64 // kiss-o'-death replies sent
-	BytesReceived uint64
-	BytesSent     uint64
-	Dropped       DropStats
+	Received      uint64    // datagrams read
+	Replies       uint64    // replies sent, kiss-o'-death included
+	Kisses        uint64    // kiss-o'-death replies sent
+	BytesReceived uint64    // bytes of the datagrams read
+	BytesSent     uint64    // bytes of the replies sent
+	Dropped       DropStats // datagrams that got no reply, by reason
 }
 
 // DropStats counts requests that got no reply, by reason.

@@ -171,7 +171,7 @@ func TestDaemonServesNTSAndMACs(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.Signal(t, syscall.SIGHUP)
-	d.WaitLog(t, `msg="config reload refused" reason="nts certificate`, 10*time.Second)
+	d.WaitLog(t, `msg="config reload refused" reason="daemon: NTS certificate`, 10*time.Second)
 	chrony("nts", pki2.CAFile)
 	d.Stop(t)
 }

@@ -56,7 +56,7 @@ func waitSynced(t *testing.T, d *upstream.Discipliner) {
 	if ref.Stratum != 11 || ref.RefID != ntpwire.RefIDFromAddr(netip.MustParseAddr("127.0.0.1")) || ref.Leap != ntpwire.LeapNone {
 		t.Fatalf("reference %+v, want stratum 11, refid 127.0.0.1, no leap", ref)
 	}
-	if e := d.Now().Sub(time.Now()); e.Abs() > 5*time.Millisecond {
+	if e := time.Until(d.Now()); e.Abs() > 5*time.Millisecond {
 		t.Fatalf("disciplined time is %v off chronyd's (the system clock)", e)
 	}
 }

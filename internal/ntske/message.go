@@ -66,9 +66,10 @@ func (r *Request) OffersAESSIV() bool { return has(r.AEADs, AEADAESSIVCMAC256) }
 // ProtocolError is a request the server must answer with an Error record.
 type ProtocolError struct {
 	Code   uint16 // ErrCodeUnrecognizedCritical, ErrCodeBadRequest, ...
-	Reason string
+	Reason string // what was wrong with the request, for logs
 }
 
+// Error returns the code and the reason, prefixed "ntske: ".
 func (e *ProtocolError) Error() string {
 	return fmt.Sprintf("ntske: error %d: %s", e.Code, e.Reason)
 }

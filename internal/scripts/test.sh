@@ -109,5 +109,9 @@ if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
 	tail -50 "$log" # a build failure or panic: show what happened
 	failed=1
 fi
+if [ "$skipped" -gt 0 ]; then
+	echo "skipped (with the reason each gave):"
+	grep -E -A1 '^\s*--- SKIP' "$log" | grep -vE '^--$' || true
+fi
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 exit "$status"

@@ -25,7 +25,7 @@ type certStore struct {
 func (s *certStore) read() (*tls.Certificate, error) {
 	c, err := tls.LoadX509KeyPair(s.certFile, s.keyFile)
 	if err != nil {
-		return nil, fmt.Errorf("nts: load certificate %s and key %s: %w", s.certFile, s.keyFile, err)
+		return nil, fmt.Errorf("daemon: NTS certificate: load %s and key %s: %w", s.certFile, s.keyFile, err)
 	}
 	return &c, nil
 }

@@ -276,7 +276,7 @@ func (d *Daemon) tryReload(o *Options) error {
 	}
 	cert, err := d.authn.prepareCerts()
 	if err != nil {
-		return fmt.Errorf("nts certificate: %w", err)
+		return err
 	}
 	d.authn.commitCerts(cert)
 	d.guards.commit(p)

@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
-	"net/netip"
 	"runtime"
-	"strconv"
 	"time"
 
 	"github.com/ntpkit/ntpkit/clock"
 	"github.com/ntpkit/ntpkit/clock/kernelsync"
+	"github.com/ntpkit/ntpkit/internal/listenaddr"
 	"github.com/ntpkit/ntpkit/ntpwire"
 	"github.com/ntpkit/ntpkit/policy"
 	"github.com/ntpkit/ntpkit/ratelimit"
@@ -189,7 +187,7 @@ func (o *Options) validate() error {
 		return errors.New("daemon: Listen: at least one address is needed")
 	}
 	for i, a := range o.Listen {
-		if err := checkAddr(a); err != nil {
+		if err := listenaddr.Check(a); err != nil {
 			return fmt.Errorf("daemon: Listen[%d] %q: %w", i, a, err)
 		}
 	}
@@ -216,7 +214,7 @@ func (o *Options) validate() error {
 			return errors.New("daemon: NTS.CertFile and NTS.KeyFile are required when NTS is enabled")
 		}
 		if n.Listen != "" {
-			if err := checkAddr(n.Listen); err != nil {
+			if err := listenaddr.Check(n.Listen); err != nil {
 				return fmt.Errorf("daemon: NTS.Listen %q: %w", n.Listen, err)
 			}
 		}
@@ -247,23 +245,6 @@ func (r *RateLimit) validate(a *Access) error {
 		if err := r.Client.Validate(); err != nil {
 			return fmt.Errorf("daemon: RateLimit.Client: %w", err)
 		}
-	}
-	return nil
-}
-
-// checkAddr checks an "ip:port" listen address (the IP may be empty).
-func checkAddr(a string) error {
-	host, port, err := net.SplitHostPort(a)
-	if err != nil {
-		return err
-	}
-	if host != "" {
-		if _, err := netip.ParseAddr(host); err != nil {
-			return fmt.Errorf("host must be an IP address: %w", err)
-		}
-	}
-	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
-		return fmt.Errorf("port %q is not a number in 0–65535", port)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/ntpkit/ntpkit/clock"
 	"github.com/ntpkit/ntpkit/ntpwire"
 	"github.com/ntpkit/ntpkit/server"
 )
@@ -39,7 +40,7 @@ func ClientPacket(xmit time.Time) ntpwire.Packet {
 // sending it. Clock, when set, stamps replies' transmit time as the real
 // writer does; otherwise XmitTime is left as the handler set it.
 type Recorder struct {
-	Clock interface{ Now() time.Time }
+	Clock clock.Clock
 	// Request is the request being answered; Kiss needs it. Reset sets it.
 	Request *server.Request
 	// Replied is true once Reply or Kiss succeeded.

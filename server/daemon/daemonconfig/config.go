@@ -23,9 +23,9 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 
+	"github.com/ntpkit/ntpkit/internal/listenaddr"
 	"github.com/ntpkit/ntpkit/ntpwire"
 	"github.com/ntpkit/ntpkit/server"
 	"github.com/ntpkit/ntpkit/server/daemon"
@@ -208,7 +208,7 @@ func (c *Config) Validate() error {
 		return fieldErr("listen", "at least one address is needed")
 	}
 	for i, a := range c.Listen {
-		if err := validateAddr(a); err != nil {
+		if err := listenaddr.Check(a); err != nil {
 			return fieldErr(fmt.Sprintf("listen[%d]", i), "%q: %v", a, err)
 		}
 	}
@@ -258,7 +258,7 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if c.API.Listen != "" {
-		if err := validateAddr(c.API.Listen); err != nil {
+		if err := listenaddr.Check(c.API.Listen); err != nil {
 			return fieldErr("api.listen", "%q: %v", c.API.Listen, err)
 		}
 	}
@@ -288,24 +288,6 @@ func loopbackAddr(a string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.Unmap().IsLoopback()
-}
-
-// validateAddr checks an "ip:port" address; the IP may be empty.
-func validateAddr(a string) error {
-	host, port, err := net.SplitHostPort(a)
-	if err != nil {
-		return err
-	}
-	if host != "" {
-		if _, err := netip.ParseAddr(host); err != nil {
-			return fmt.Errorf("host must be an IP address: %w", err)
-		}
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil || p < 0 || p > 65535 {
-		return fmt.Errorf("port %q is not a number in 0–65535", port)
-	}
-	return nil
 }
 
 // Level returns the log level LogLevel names (info when empty).

@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/ntpkit/ntpkit/internal/listenaddr"
 	"github.com/ntpkit/ntpkit/server/daemon"
 )
 
@@ -41,7 +42,7 @@ type NTS struct {
 // validate checks c; field names are prefixed with "nts.".
 func (c *NTS) validate() error {
 	if c.Listen != "" {
-		if err := validateAddr(c.Listen); err != nil {
+		if err := listenaddr.Check(c.Listen); err != nil {
 			return fieldErr("nts.listen", "%q: %v", c.Listen, err)
 		}
 	}

@@ -46,7 +46,7 @@ type Key struct {
 func Reference() ([]Key, error) {
 	docs, err := fieldDocs()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("config: reference: %w", err)
 	}
 	var def map[string]any
 	if err := json.Unmarshal(defaultJSON, &def); err != nil {
