@@ -52,7 +52,10 @@ type Options struct {
 	// accepted for tests and simulations.
 	MinPoll, MaxPoll time.Duration
 	// NoIBurst turns off the initial burst of four quick queries per
-	// source (spaced min(2s, MinPoll)).
+	// source (spaced min(2s, MinPoll)). With the burst, an
+	// unsynchronised clock waits for three samples from a source (or the
+	// end of its burst) before synchronising on it; without, it
+	// synchronises on the first samples of a majority.
 	NoIBurst bool
 	// StepThreshold is the offset beyond which the clock is stepped
 	// instead of slewed. Zero means DefaultStepThreshold. The first update
