@@ -43,8 +43,9 @@
 // burst the clock waits until the sources it would use have given three
 // samples each (or their bursts have ended), as chrony does, so the first
 // synchronised time is not one exchange's path noise (about 0.5 s at
-// 0.25 s polls, 4 s at the default polls). While unsynchronised, the Discipliner logs why,
-// once when the reason changes and every ten minutes.
+// 0.25 s polls, 4.5 s at the default polls). While unsynchronised, the
+// Discipliner logs why, once when the reason changes and every ten
+// minutes.
 //
 // Until a majority of the sources agree, and again after a holdover period
 // without usable sources, the reference data says leap alarm and stratum
