@@ -111,7 +111,7 @@ if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
 fi
 if [ "$skipped" -gt 0 ]; then
 	echo "skipped (with the reason each gave):"
-	grep -E -A1 '^\s*--- SKIP' "$log" | grep -vE '^--$' || true
+	grep -E -B1 '^\s*--- SKIP' "$log" | grep -vE '^(--|=== RUN.*)$' || true
 fi
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 exit "$status"
