@@ -137,3 +137,30 @@ func TestRegressPriorTamesShortSpans(t *testing.T) {
 		t.Fatalf("freq %.1f ppm from 20 ms of data", f.freq*1e6)
 	}
 }
+
+func TestFilterFloorIsFastSamplesScatter(t *testing.T) {
+	var f filter
+	// Four fast exchanges within ±10 µs of each other, four slow ones
+	// (a leg 1 ms late) ±400 µs off.
+	offs := []time.Duration{10, -400, -10, 400, 5, -400, -5, 400}
+	for i, o := range offs {
+		delay := 100 * time.Microsecond
+		if i%2 == 1 {
+			delay += time.Millisecond
+		}
+		f.add(sample{at: time.Duration(i) * time.Second, offset: o * time.Microsecond, delay: delay})
+	}
+	out := f.output(8*time.Second, 1e-9, 0)
+	if out.floor > 20*time.Microsecond || out.jitter < 200*time.Microsecond {
+		t.Fatalf("floor %v, jitter %v: want the fast samples' scatter (≤ 20 µs) and the whole register's (≥ 200 µs)", out.floor, out.jitter)
+	}
+	// Noise the delay does not explain: the floor is the jitter's size.
+	f.reset()
+	for i, o := range offs {
+		f.add(sample{at: time.Duration(i) * time.Second, offset: o * time.Microsecond, delay: 100*time.Microsecond + time.Duration(i)*time.Microsecond})
+	}
+	out = f.output(8*time.Second, 1e-9, 0)
+	if out.floor < out.jitter/2 {
+		t.Fatalf("floor %v with delays that do not explain the noise, want near the jitter %v", out.floor, out.jitter)
+	}
+}
