@@ -1,0 +1,5 @@
+//go:build race
+
+package txstamp
+
+const raceEnabled = true
