@@ -6,10 +6,15 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ntpkit/ntpkit/internal/txstamp"
+	"github.com/ntpkit/ntpkit/ntpwire"
 )
 
 // The Linux path reads and writes batches with recvmmsg/sendmmsg directly.
@@ -17,7 +22,12 @@ import (
 // socket addresses and control messages live in buffers each worker owns
 // and reuses, so a request costs no allocation.
 
-const oobLen = 128 // room for IPV6_PKTINFO (40) and SCM_TIMESTAMPNS (32)
+// oobLen is each datagram's control buffer: on reads room for
+// IPV6_PKTINFO (40), SCM_TIMESTAMPNS (32) and, on kernels before 6.12
+// with transmit stamps enabled, an SCM_TIMESTAMPING (64,
+// txstamp.ReceiveSpace); on sends for IPV6_PKTINFO and a transmit stamp
+// request (txstamp.RequestSpace, 24).
+const oobLen = 192
 
 var cmsgHdrLen = unix.CmsgLen(0)
 
@@ -33,9 +43,35 @@ type socketInfo struct {
 	v6       bool // AF_INET6 socket (possibly dual-stack)
 	wildcard bool // bound to an unspecified address: set each reply's source
 	port     uint16
+	tx       *txSocket // nil: no kernel transmit stamps
 }
 
-func openPacketIO(pc net.PacketConn, batch int, kernelStamps bool) (func() packetIO, error) {
+// txSocket is the transmit-stamp state of one socket, shared by the
+// workers reading it. The kernel numbers stamped datagrams per socket
+// (OPT_ID), so stamped sends and Pending.Add happen under mu, in send
+// order; replies that ask for no stamp take no lock.
+type txSocket struct {
+	mu      sync.Mutex
+	pending *txstamp.Pending[txSent]
+	queue   *txstamp.Queue
+	// dirty is set by a stamped send and cleared by a read of the
+	// error queue that found it empty: only then is it worth reading.
+	dirty atomic.Bool
+}
+
+// txSent identifies the table save of a stamped reply.
+type txSent struct {
+	key, daemon ntpwire.Time
+}
+
+// txPendingSize bounds the stamped sends awaiting their stamp per
+// socket; a stamp that never comes is forgotten after this many more.
+const txPendingSize = 1024
+
+// txDrainBatches bounds the error-queue reads per drain.
+const txDrainBatches = 4
+
+func openPacketIO(pc net.PacketConn, batch int, kernelStamps, txStamps bool) (func() packetIO, error) {
 	uc, ok := pc.(*net.UDPConn)
 	if !ok {
 		return genericIO(pc), nil
@@ -67,6 +103,14 @@ func openPacketIO(pc net.PacketConn, batch int, kernelStamps bool) (func() packe
 			// Best effort: without it the clock is read after each read.
 			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
 		}
+		if txStamps && txstamp.Enable(fd) == nil {
+			// Best effort too: without them interleaved replies carry
+			// the server's own transmit times.
+			info.tx = &txSocket{
+				pending: txstamp.NewPending[txSent](txPendingSize),
+				queue:   txstamp.NewQueue(batch),
+			}
+		}
 	})
 	if err == nil {
 		err = serr
@@ -88,15 +132,20 @@ type mmsgIO struct {
 	rn    int
 	rerr  syscall.Errno
 	// send side
-	wh    []mmsghdr
-	wiov  []unix.Iovec
-	wname []unix.RawSockaddrInet6
-	woob  []byte
-	wn    int // messages to send
-	wdone int // messages handled (sent or failed)
-	wfail int
+	wh       []mmsghdr
+	wiov     []unix.Iovec
+	wname    []unix.RawSockaddrInet6
+	woob     []byte
+	wout     []outMsg
+	wn       int // messages to send
+	wdone    int // messages handled (sent or failed)
+	wfail    int
+	wstamped bool // some message asks for a transmit stamp
+	// sink receives kernel transmit stamps (setTxSink)
+	sink func(key, daemon ntpwire.Time, ns int64)
 	// the callbacks are built once so that passing them allocates nothing
 	readFn, writeFn func(fd uintptr) bool
+	drainFn         func(fd uintptr)
 }
 
 func newMmsgIO(info socketInfo, batch int) *mmsgIO {
@@ -113,7 +162,42 @@ func newMmsgIO(info socketInfo, batch int) *mmsgIO {
 	}
 	m.readFn = m.doRead
 	m.writeFn = m.doWrite
+	m.drainFn = m.drain
 	return m
+}
+
+func (m *mmsgIO) setTxSink(sink func(key, daemon ntpwire.Time, ns int64)) { m.sink = sink }
+
+// drain reads the socket's error queue, in at most txDrainBatches
+// batches, and hands each stamp of a pending send to the sink. The
+// caller holds m.tx.mu.
+func (m *mmsgIO) drain(fd uintptr) {
+	for i := 0; i < txDrainBatches; i++ {
+		stamps, err := m.tx.queue.Read(fd)
+		if err != nil {
+			return
+		}
+		if stamps == nil {
+			m.tx.dirty.Store(false)
+			return
+		}
+		for _, st := range stamps {
+			if v, ok := m.tx.pending.Take(st.ID); ok && m.sink != nil {
+				m.sink(v.key, v.daemon, st.Time)
+			}
+		}
+	}
+}
+
+// drainTx reads waiting transmit stamps, if a stamped send may have left
+// some.
+func (m *mmsgIO) drainTx() {
+	if m.tx == nil || !m.tx.dirty.Load() {
+		return
+	}
+	m.tx.mu.Lock()
+	_ = m.rc.Control(m.drainFn)
+	m.tx.mu.Unlock()
 }
 
 func (m *mmsgIO) localPort() uint16 { return m.port }
@@ -140,6 +224,9 @@ func (m *mmsgIO) read(in []inMsg) (int, error) {
 	if m.rerr != 0 {
 		return 0, m.rerr
 	}
+	// Stamps of replies sent since the last drain go into the table
+	// before these requests look for them.
+	m.drainTx()
 	for i := 0; i < m.rn; i++ {
 		msg := &in[i]
 		h := &m.rh[i]
@@ -179,6 +266,7 @@ func (m *mmsgIO) doRead(fd uintptr) bool {
 
 func (m *mmsgIO) write(out []outMsg) int {
 	n := min(len(out), len(m.wh))
+	stamped := false
 	for i := 0; i < n; i++ {
 		o := &out[i]
 		h := &m.wh[i].hdr
@@ -190,20 +278,37 @@ func (m *mmsgIO) write(out []outMsg) int {
 		h.Namelen = putSockaddr(&m.wname[i], o.dst, m.v6)
 		h.Control = nil
 		h.SetControllen(0)
+		oob := m.woob[i*oobLen : (i+1)*oobLen]
+		l := 0
 		if m.wildcard && o.src.IsValid() {
-			oob := m.woob[i*oobLen : (i+1)*oobLen]
-			l := putPktinfo(oob, o.src, o.ifindex, m.v6)
+			l = putPktinfo(oob, o.src, o.ifindex, m.v6)
+		}
+		if o.save && m.tx != nil {
+			l += txstamp.PutRequest(oob[l:])
+			stamped = true
+		}
+		if l > 0 {
 			h.Control = &oob[0]
 			h.SetControllen(l)
 		}
 	}
-	m.wn, m.wdone, m.wfail = n, 0, 0
+	m.wout, m.wn, m.wdone, m.wfail, m.wstamped = out, n, 0, 0, stamped
+	if stamped {
+		m.tx.mu.Lock()
+	}
 	for m.wdone < m.wn {
 		if err := m.rc.Write(m.writeFn); err != nil {
 			m.wfail += m.wn - m.wdone
 			break
 		}
 	}
+	if stamped {
+		// On loopback the kernel stamps inside sendmsg, so the stamps
+		// are waiting already; elsewhere the next read finds them.
+		_ = m.rc.Control(m.drainFn)
+		m.tx.mu.Unlock()
+	}
+	m.wout = nil
 	return m.wfail + (len(out) - n)
 }
 
@@ -212,17 +317,47 @@ func (m *mmsgIO) doWrite(fd uintptr) bool {
 		n, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&m.wh[m.wdone])), uintptr(m.wn-m.wdone), unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case 0:
+			if m.wstamped {
+				m.sent(m.wdone, m.wdone+int(n))
+			}
 			m.wdone += int(n)
 		case unix.EINTR:
 		case unix.EAGAIN:
+			if m.wstamped && m.wout[m.wdone].save {
+				m.lostStamp(fd)
+			}
 			return false
 		default:
 			// The first remaining datagram failed: skip it, send the rest.
+			if m.wstamped && m.wout[m.wdone].save {
+				m.lostStamp(fd)
+			}
 			m.wdone++
 			m.wfail++
 		}
 	}
 	return true
+}
+
+// sent records the stamped datagrams among wout[from:to], just sent, in
+// the socket's pending sends. The caller holds m.tx.mu.
+func (m *mmsgIO) sent(from, to int) {
+	for i := from; i < to; i++ {
+		if o := &m.wout[i]; o.save {
+			m.tx.pending.Add(txSent{key: o.key, daemon: o.daemonTx})
+			m.tx.dirty.Store(true)
+		}
+	}
+}
+
+// lostStamp restarts the socket's stamp numbering after a stamped send
+// failed: the kernel may or may not have used a number for it. The
+// caller holds m.tx.mu.
+func (m *mmsgIO) lostStamp(fd uintptr) {
+	// Stamps still queued carry the old numbers: read them first.
+	m.drain(fd)
+	_ = txstamp.Reset(fd)
+	m.tx.pending.Reset()
 }
 
 func parseSockaddr(sa *unix.RawSockaddrInet6) netip.AddrPort {

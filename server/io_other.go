@@ -15,7 +15,7 @@ import (
 // messages so that a socket bound to a wildcard address still replies
 // from the address each request was sent to.
 
-func openPacketIO(pc net.PacketConn, batch int, kernelStamps bool) (func() packetIO, error) {
+func openPacketIO(pc net.PacketConn, batch int, kernelStamps, txStamps bool) (func() packetIO, error) {
 	uc, ok := pc.(*net.UDPConn)
 	if !ok {
 		return genericIO(pc), nil

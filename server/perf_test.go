@@ -24,7 +24,7 @@ func TestKernelReceiveStamps(t *testing.T) {
 		t.Skip(err)
 	}
 	defer pc.Close()
-	newIO, err := openPacketIO(pc, 4, true)
+	newIO, err := openPacketIO(pc, 4, true, true)
 	if err != nil {
 		t.Fatal(err)
 	}

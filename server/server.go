@@ -57,11 +57,24 @@ type Server struct {
 	// UserTimestamps makes the server read receive timestamps from its
 	// clock after each read instead of asking the kernel for them.
 	UserTimestamps bool
+	// DisableInterleaved turns interleaved mode off: every request gets
+	// a basic reply. By default (as in chrony) a client that asks for
+	// interleaved mode gets it, with the previous reply's transmit time
+	// taken from the kernel where the platform reports it (Linux);
+	// clients that do not ask are served as before. See
+	// ResponseWriter for the rules.
+	DisableInterleaved bool
+	// InterleavedTableSize is how many transmit times the server keeps
+	// for interleaved clients, rounded up to a power of two (16 bytes
+	// each, at most 2^24). Zero means DefaultInterleavedTableSize
+	// (2^16, 1 MiB).
+	InterleavedTableSize int
 
 	initOnce sync.Once
 	src      Source
 	handler  Handler
 	mapper   clock.SystemMapper // nil: kernel stamps cannot be used
+	xtable   *txTable           // nil: interleaved mode is off
 	stats    statsSet
 
 	mu       sync.Mutex
@@ -83,6 +96,13 @@ func (s *Server) init() {
 		}
 		if m, ok := canMapSystem(s.src); ok && !s.UserTimestamps {
 			s.mapper = m
+		}
+		if !s.DisableInterleaved {
+			size := s.InterleavedTableSize
+			if size <= 0 {
+				size = DefaultInterleavedTableSize
+			}
+			s.xtable = newTxTable(size)
 		}
 		s.conns = make(map[net.PacketConn]struct{})
 		s.shutdown = make(chan struct{})
@@ -148,7 +168,10 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	if batch <= 0 {
 		batch = DefaultBatch
 	}
-	newIO, err := openPacketIO(pc, batch, s.mapper != nil)
+	// Kernel transmit stamps are only worth asking for when interleaved
+	// mode can hand them out and the Source can put them on its
+	// timescale.
+	newIO, err := openPacketIO(pc, batch, s.mapper != nil, s.mapper != nil && s.xtable != nil)
 	if err != nil {
 		return err
 	}
@@ -267,6 +290,13 @@ type packetIO interface {
 	localPort() uint16
 }
 
+// txStamper is implemented by a packetIO that can ask the kernel for
+// transmit timestamps of the replies flagged save: it hands each stamp,
+// with the reply's save, to the sink.
+type txStamper interface {
+	setTxSink(sink func(key, daemon ntpwire.Time, ns int64))
+}
+
 // inMsg is one received datagram.
 type inMsg struct {
 	buf     []byte // capacity MaxPacket
@@ -285,6 +315,13 @@ type outMsg struct {
 	src       netip.Addr // local address to send from; zero: let the kernel choose
 	ifindex   int32
 	stampXmit bool // set the transmit timestamp just before sending
+	// save: the request asked for interleaved mode; record this reply's
+	// transmit time under key (the reply's receive timestamp) and ask
+	// the kernel to stamp the datagram.
+	save        bool
+	interleaved bool // the reply is interleaved (counted when sent)
+	key         ntpwire.Time
+	daemonTx    ntpwire.Time // the transmit time saved, set by flush
 }
 
 // localPort returns the port of the socket w reads.

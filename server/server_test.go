@@ -285,7 +285,7 @@ func TestResponderFromSource(t *testing.T) {
 		Leap: ntpwire.LeapInsert, Version: 4, Mode: ntpwire.ModeServer, Stratum: 2, Poll: 7, Precision: -20,
 		RootDelay: ntpwire.ShortOf(3 * time.Millisecond), RootDispersion: ntpwire.ShortOf(ntpwire.LogToDuration(-20)),
 		RefID: ntpwire.RefIDString("GPS"), RefTime: ntpwire.TimeOf(now.Truncate(time.Second)),
-		OrigTime: req.XmitTime, RecvTime: ntpwire.TimeOf(now), XmitTime: ntpwire.TimeOf(now),
+		OrigTime: req.XmitTime, RecvTime: ntpwire.TimeOf(now) | 1, XmitTime: ntpwire.TimeOf(now) &^ 1, // interleaved mode's low bits
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("reply mismatch (-want +got):\n%s", diff)

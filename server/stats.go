@@ -7,12 +7,19 @@ import (
 
 // Stats are the server's counters since it was created.
 type Stats struct {
-	Received      uint64    // datagrams read
-	Replies       uint64    // replies sent, kiss-o'-death included
-	Kisses        uint64    // kiss-o'-death replies sent
-	BytesReceived uint64    // bytes of the datagrams read
-	BytesSent     uint64    // bytes of the replies sent
-	Dropped       DropStats // datagrams that got no reply, by reason
+	Received      uint64 // datagrams read
+	Replies       uint64 // replies sent, kiss-o'-death included
+	Kisses        uint64 // kiss-o'-death replies sent
+	BytesReceived uint64 // bytes of the datagrams read
+	BytesSent     uint64 // bytes of the replies sent
+	// Interleaved counts replies sent in interleaved mode: carrying the
+	// transmit time of the client's previous reply.
+	Interleaved uint64
+	// KernelTxStamps counts kernel transmit timestamps that replaced
+	// the server's own transmit time of a reply, for the interleaved
+	// reply that follows it (Linux).
+	KernelTxStamps uint64
+	Dropped        DropStats // datagrams that got no reply, by reason
 }
 
 // DropStats counts requests that got no reply, by reason.
@@ -40,7 +47,7 @@ type counters struct {
 	received, replies, kisses, bytesIn, bytesOut atomic.Uint64
 	short, truncated, version, mode, control     atomic.Uint64
 	malformed, handler, oversize, sendError      atomic.Uint64
-	zeroPort                                     atomic.Uint64
+	zeroPort, interleaved, kernelTx              atomic.Uint64
 	_                                            [64]byte // keep neighbours off this cache line
 }
 
@@ -50,6 +57,8 @@ func (c *counters) addTo(s *Stats) {
 	s.Kisses += c.kisses.Load()
 	s.BytesReceived += c.bytesIn.Load()
 	s.BytesSent += c.bytesOut.Load()
+	s.Interleaved += c.interleaved.Load()
+	s.KernelTxStamps += c.kernelTx.Load()
 	d := &s.Dropped
 	d.Short += c.short.Load()
 	d.Truncated += c.truncated.Load()

@@ -38,6 +38,9 @@ func (s *Server) newWorker(io packetIO, batch int) *worker {
 		w.out[i].buf = make([]byte, 0, MaxPacket)
 	}
 	w.rw.w = w
+	if st, ok := io.(txStamper); ok && s.xtable != nil && s.mapper != nil {
+		st.setTxSink(w.kernelTxStamp)
+	}
 	return w
 }
 
@@ -130,12 +133,32 @@ func (w *worker) flush() {
 	out := w.out[:w.nout]
 	var bytes uint64
 	failed := 0
+	interleaved := 0
 	for i := range out {
-		if out[i].stampXmit {
-			ntpwire.PutXmitTime(out[i].buf, ntpwire.StampOf(w.s.src.Now()))
+		o := &out[i]
+		if o.stampXmit || o.save {
+			// The low bit of a transmit timestamp is always clear, so
+			// a client echoing it as origin never looks interleaved.
+			now := xmitStamp(w.s.src.Now())
+			if o.stampXmit {
+				ntpwire.PutXmitTime(o.buf, now)
+			}
+			if o.save {
+				// Saved before the send, so the kernel's stamp, read
+				// after it, finds the entry to replace.
+				w.s.xtable.save(o.key, now)
+				o.daemonTx = now
+			}
 		}
-		bytes += uint64(len(out[i].buf))
-		failed += w.io.write(out[i : i+1])
+		bytes += uint64(len(o.buf))
+		f := w.io.write(out[i : i+1])
+		failed += f
+		if o.interleaved && f == 0 {
+			interleaved++
+		}
+	}
+	if interleaved > 0 {
+		w.c.interleaved.Add(uint64(interleaved))
 	}
 	w.c.replies.Add(uint64(w.nout - failed))
 	w.c.sendError.Add(uint64(failed))
@@ -155,8 +178,45 @@ func (rw *responseWriter) stage(p *ntpwire.Packet, stampXmit bool) error {
 		return ErrReplied
 	}
 	o := &rw.w.out[rw.w.nout]
+	o.save, o.interleaved = false, false
+	if stampXmit {
+		o.save, o.interleaved = rw.interleave(p)
+		o.key = p.RecvTime
+		// An interleaved reply carries the previous transmit time.
+		stampXmit = !o.interleaved
+	}
 	o.buf = p.AppendTo(o.buf[:0])
 	return rw.commit(o, stampXmit)
+}
+
+// interleave applies interleaved mode to p, a reply to the current
+// request about to be encoded: a mode-4 reply that is not a KoD gets the
+// low bit of its receive timestamp set; when the request asks for
+// interleaved mode, save reports that the reply's transmit time must be
+// recorded (under p.RecvTime), and when the table holds the transmit time
+// of the client's previous reply, p becomes an interleaved reply
+// (origin = the request's receive timestamp, transmit = that previous
+// transmit time) and interleaved is true.
+func (rw *responseWriter) interleave(p *ntpwire.Packet) (save, interleaved bool) {
+	if p.Mode != ntpwire.ModeServer || p.IsKiss() {
+		return false, false
+	}
+	p.RecvTime |= 1
+	t := rw.w.s.xtable
+	req := &rw.w.req.Packet
+	if t == nil || !wantsInterleaved(req) || p.Version != 4 {
+		return false, false
+	}
+	// The origin must be a receive time before this one (wrapped
+	// subtraction); anything else is not a previous reply of ours.
+	if int64(p.RecvTime-req.OrigTime) > 0 {
+		if tx, _, ok := t.take(req.OrigTime); ok {
+			p.OrigTime = req.RecvTime
+			p.XmitTime = tx
+			return true, true
+		}
+	}
+	return true, false
 }
 
 // commit queues the reply encoded in o, unless it is longer than the
@@ -188,13 +248,22 @@ func (rw *responseWriter) ReplySealed(p ntpwire.Packet, seal func(pkt []byte) ([
 		return ErrReplied
 	}
 	o := &rw.w.out[rw.w.nout]
-	p.XmitTime = ntpwire.StampOf(rw.w.s.src.Now())
+	save, interleaved := rw.interleave(&p)
+	if !interleaved {
+		if p.Mode == ntpwire.ModeServer && !p.IsKiss() {
+			p.XmitTime = xmitStamp(rw.w.s.src.Now())
+		} else {
+			p.XmitTime = ntpwire.StampOf(rw.w.s.src.Now())
+		}
+	}
+	o.save, o.interleaved, o.key = save, interleaved, p.RecvTime
 	out, err := seal(p.AppendTo(o.buf[:0]))
 	if err != nil {
 		return err
 	}
 	if len(out) > rw.m.n {
 		o.buf = o.buf[:0]
+		o.save, o.interleaved = false, false
 		rw.replied = true
 		rw.w.c.oversize.Add(1)
 		return ErrReplyTooLong
