@@ -37,8 +37,9 @@ import (
 // ones again.
 const DefaultInterleavedTableSize = 1 << 16
 
-// maxInterleavedTableSize bounds Server.InterleavedTableSize (256 MiB).
-const maxInterleavedTableSize = 1 << 24
+// MaxInterleavedTableSize bounds Server.InterleavedTableSize: 2^24
+// entries, 256 MiB.
+const MaxInterleavedTableSize = 1 << 24
 
 // maxKernelTxDelay is how much later than the daemon's transmit time a
 // kernel transmit stamp may be and still replace it (chrony uses the
@@ -75,10 +76,10 @@ type paddedMutex struct {
 const txTableLocks = 256
 
 // newTxTable returns a table of size slots, rounded up to a power of two
-// between 1 and maxInterleavedTableSize.
+// between 1 and MaxInterleavedTableSize.
 func newTxTable(size int) *txTable {
 	n, bits := 1, uint(0)
-	for n < size && n < maxInterleavedTableSize {
+	for n < size && n < MaxInterleavedTableSize {
 		n <<= 1
 		bits++
 	}

@@ -133,6 +133,9 @@ func New(o Options) (*Daemon, error) {
 		Workers:     o.Tuning.Workers,
 		ReadBuffer:  o.Tuning.ReadBuffer,
 		WriteBuffer: o.Tuning.WriteBuffer,
+
+		DisableInterleaved:   o.Tuning.DisableInterleaved,
+		InterleavedTableSize: o.Tuning.InterleavedTableSize,
 	}
 	return d, nil
 }

@@ -57,6 +57,7 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		{"listen host name", func(o *Options) { o.Listen = []string{"localhost:123"} }, "Listen[0]"},
 		{"stratum", func(o *Options) { o.Local.Stratum = 16 }, "Local.Stratum"},
 		{"workers", func(o *Options) { o.Tuning.Workers = -1 }, "Tuning"},
+		{"interleaved table", func(o *Options) { o.Tuning.InterleavedTableSize = 1 << 25 }, "InterleavedTableSize"},
 		{"kiss budget", func(o *Options) { o.Access.Kiss = true }, "KissPerSecond"},
 		{"kiss code", func(o *Options) { o.Access.KissCode = ntpwire.KissRate }, "KissCode"},
 		{"rate table", func(o *Options) { o.RateLimit = RateLimit{Enabled: true, Client: ratelimit.Config{Burst: -1}} }, "RateLimit.Client"},

@@ -85,6 +85,15 @@ type Tuning struct {
 	// ReadBuffer and WriteBuffer are the sockets' SO_RCVBUF and
 	// SO_SNDBUF in bytes; 0: the system default.
 	ReadBuffer, WriteBuffer int
+	// DisableInterleaved turns interleaved mode off
+	// (server.Server.DisableInterleaved); by default clients that ask
+	// for it get it.
+	DisableInterleaved bool
+	// InterleavedTableSize is the number of transmit times kept for
+	// interleaved clients (server.Server.InterleavedTableSize), at most
+	// server.MaxInterleavedTableSize; 0:
+	// server.DefaultInterleavedTableSize.
+	InterleavedTableSize int
 }
 
 // Access says which clients are answered: the address rules first, then,
@@ -200,6 +209,9 @@ func (o *Options) validate() error {
 	t := o.Tuning
 	if t.Sockets < 0 || t.Sockets > 1024 || t.Workers < 0 || t.Workers > 1024 || t.ReadBuffer < 0 || t.WriteBuffer < 0 {
 		return fmt.Errorf("daemon: Tuning %+v: sockets and workers must be 0–1024, buffers not negative", t)
+	}
+	if t.InterleavedTableSize < 0 || t.InterleavedTableSize > server.MaxInterleavedTableSize {
+		return fmt.Errorf("daemon: Tuning.InterleavedTableSize %d is outside 0–%d", t.InterleavedTableSize, server.MaxInterleavedTableSize)
 	}
 	sockets := t.Sockets
 	if sockets == 0 {

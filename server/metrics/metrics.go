@@ -132,6 +132,8 @@ func Daemon(st daemon.Status, s daemon.Stats) []Family {
 	b.kisses(s)
 	b.counter("ntpkit_bytes_received_total", "Bytes of NTP datagrams received.", s.Server.BytesReceived)
 	b.counter("ntpkit_bytes_sent_total", "Bytes of NTP replies sent.", s.Server.BytesSent)
+	b.counter("ntpkit_interleaved_replies_total", "NTP replies sent in interleaved mode, carrying the transmit time of the client's previous reply.", s.Server.Interleaved)
+	b.counter("ntpkit_kernel_tx_timestamps_total", "Kernel transmit timestamps that replaced the server's own transmit time of a reply, for interleaved mode.", s.Server.KernelTxStamps)
 	b.family("ntpkit_dropped_total", Counter, "NTP requests that got no reply, by reason.")
 	for _, r := range DropReasons(s.Server.Dropped) {
 		b.sample(float64(r.N), "reason", r.Reason)

@@ -256,7 +256,7 @@ func snapshots() (daemon.Status, daemon.Stats) {
 	}
 	s := daemon.Stats{
 		Server: server.Stats{
-			Received: 10, Replies: 7, Kisses: 4, BytesReceived: 480, BytesSent: 336,
+			Received: 10, Replies: 7, Kisses: 4, BytesReceived: 480, BytesSent: 336, Interleaved: 3, KernelTxStamps: 2,
 			Dropped: server.DropStats{Short: 2, Mode: 1},
 		},
 		Access:    &server.AccessStats{Allowed: 8, DeniedAddr: 2, Kissed: 2},
@@ -287,6 +287,8 @@ func TestDaemonMetrics(t *testing.T) {
 		"ntpkit_replies_total":                                   7,
 		"ntpkit_bytes_received_total":                            480,
 		"ntpkit_bytes_sent_total":                                336,
+		"ntpkit_interleaved_replies_total":                       3,
+		"ntpkit_kernel_tx_timestamps_total":                      2,
 		`ntpkit_kiss_total{code="DENY"}`:                         2,
 		`ntpkit_kiss_total{code="RATE"}`:                         1,
 		`ntpkit_kiss_total{code="other"}`:                        1,

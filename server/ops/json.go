@@ -310,13 +310,17 @@ type Stats struct {
 // ServerStats is the NTP server's counters (server.Stats; Requests is its
 // Received, Dropped its DropStats by reason).
 type ServerStats struct {
-	Requests      uint64            `json:"requests"`
-	Replies       uint64            `json:"replies"`
-	Kisses        uint64            `json:"kisses"`
-	BytesReceived uint64            `json:"bytes_received"`
-	BytesSent     uint64            `json:"bytes_sent"`
-	Dropped       map[string]uint64 `json:"dropped"`
-	DroppedTotal  uint64            `json:"dropped_total"`
+	Requests      uint64 `json:"requests"`
+	Replies       uint64 `json:"replies"`
+	Kisses        uint64 `json:"kisses"`
+	BytesReceived uint64 `json:"bytes_received"`
+	BytesSent     uint64 `json:"bytes_sent"`
+	// Interleaved and KernelTxStamps are server.Stats' Interleaved and
+	// KernelTxStamps.
+	Interleaved    uint64            `json:"interleaved"`
+	KernelTxStamps uint64            `json:"kernel_tx_timestamps"`
+	Dropped        map[string]uint64 `json:"dropped"`
+	DroppedTotal   uint64            `json:"dropped_total"`
 }
 
 // Middleware is the "middleware" object of /v1/stats.
@@ -409,13 +413,15 @@ type MACStats struct {
 func StatsOf(s daemon.Stats) Stats {
 	st := s.Server
 	j := Stats{Server: ServerStats{
-		Requests:      st.Received,
-		Replies:       st.Replies,
-		Kisses:        st.Kisses,
-		BytesReceived: st.BytesReceived,
-		BytesSent:     st.BytesSent,
-		Dropped:       make(map[string]uint64),
-		DroppedTotal:  st.Dropped.Total(),
+		Requests:       st.Received,
+		Replies:        st.Replies,
+		Kisses:         st.Kisses,
+		BytesReceived:  st.BytesReceived,
+		BytesSent:      st.BytesSent,
+		Interleaved:    st.Interleaved,
+		KernelTxStamps: st.KernelTxStamps,
+		Dropped:        make(map[string]uint64),
+		DroppedTotal:   st.Dropped.Total(),
 	}}
 	for _, r := range metrics.DropReasons(st.Dropped) {
 		j.Server.Dropped[r.Reason] = r.N

@@ -155,7 +155,7 @@ func TestStatusJSON(t *testing.T) {
 
 func TestStatsJSON(t *testing.T) {
 	f := &fake{s: daemon.Stats{
-		Server:    server.Stats{Received: 5, Replies: 4, Kisses: 1, BytesReceived: 240, BytesSent: 192, Dropped: server.DropStats{Short: 1}},
+		Server:    server.Stats{Received: 5, Replies: 4, Kisses: 1, BytesReceived: 240, BytesSent: 192, Interleaved: 2, KernelTxStamps: 1, Dropped: server.DropStats{Short: 1}},
 		Access:    &server.AccessStats{Allowed: 4, DeniedAddr: 1, Kissed: 1},
 		RateLimit: &server.RateLimitStats{Allowed: 4},
 		Upstream: &upstream.Status{Updates: 3, Sources: []upstream.SourceStatus{
@@ -167,7 +167,7 @@ func TestStatsJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Stats{
-		Server: ServerStats{Requests: 5, Replies: 4, Kisses: 1, BytesReceived: 240, BytesSent: 192, DroppedTotal: 1, Dropped: map[string]uint64{
+		Server: ServerStats{Requests: 5, Replies: 4, Kisses: 1, BytesReceived: 240, BytesSent: 192, Interleaved: 2, KernelTxStamps: 1, DroppedTotal: 1, Dropped: map[string]uint64{
 			"short": 1, "truncated": 0, "version": 0, "mode": 0, "control": 0, "malformed": 0, "handler": 0, "oversize": 0, "send_error": 0, "zero_port": 0,
 		}},
 		Middleware: &Middleware{Access: &AccessStats{Allowed: 4, DeniedAddr: 1, Kissed: 1}, RateLimit: &RateLimitStats{Allowed: 4}},

@@ -126,6 +126,17 @@ type Server struct {
 	// 0: the system default.
 	ReadBuffer  int `json:"read_buffer"`
 	WriteBuffer int `json:"write_buffer"`
+	// DisableInterleaved turns interleaved mode off. By default, as in
+	// chrony, a client that asks for it (chrony's "xleave") gets replies
+	// carrying the time its previous reply really left, from the
+	// kernel's transmit timestamp on Linux; other clients are served as
+	// before.
+	DisableInterleaved bool `json:"disable_interleaved"`
+	// InterleavedTableSize is how many transmit times are kept for
+	// interleaved clients (16 bytes each, rounded up to a power of two,
+	// at most 16777216); 0: 65536 (1 MiB). A client whose entry was
+	// overwritten gets one basic reply.
+	InterleavedTableSize int `json:"interleaved_table_size"`
 }
 
 // Bounds on values that would otherwise let a configuration file exhaust
@@ -229,6 +240,7 @@ func (c *Config) Validate() error {
 		{"server.workers", c.Server.Workers},
 		{"server.read_buffer", c.Server.ReadBuffer},
 		{"server.write_buffer", c.Server.WriteBuffer},
+		{"server.interleaved_table_size", c.Server.InterleavedTableSize},
 	} {
 		if f.v < 0 {
 			return fieldErr(f.name, "%d is negative", f.v)
@@ -239,6 +251,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.Workers > 1024 {
 		return fieldErr("server.workers", "%d is more than 1024", c.Server.Workers)
+	}
+	if c.Server.InterleavedTableSize > server.MaxInterleavedTableSize {
+		return fieldErr("server.interleaved_table_size", "%d is more than %d", c.Server.InterleavedTableSize, server.MaxInterleavedTableSize)
 	}
 	sockets := c.Server.Sockets
 	if sockets == 0 {
@@ -370,6 +385,9 @@ func (c *Config) Options(logger *slog.Logger) (daemon.Options, error) {
 			Workers:     c.Server.Workers,
 			ReadBuffer:  c.Server.ReadBuffer,
 			WriteBuffer: c.Server.WriteBuffer,
+
+			DisableInterleaved:   c.Server.DisableInterleaved,
+			InterleavedTableSize: c.Server.InterleavedTableSize,
 		},
 		Logger: logger,
 	}

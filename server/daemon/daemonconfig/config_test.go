@@ -67,6 +67,9 @@ func TestConfigRefusesBadValues(t *testing.T) {
 		{"read buffer negative", `{"server": {"read_buffer": -1}}`, "server.read_buffer", "negative"},
 		{"write buffer negative", `{"server": {"write_buffer": -1}}`, "server.write_buffer", "negative"},
 		{"write buffer wrong type", `{"server": {"write_buffer": "big"}}`, "server.write_buffer", "wrong type"},
+		{"interleaved table negative", `{"server": {"interleaved_table_size": -1}}`, "server.interleaved_table_size", "negative"},
+		{"interleaved table too big", `{"server": {"interleaved_table_size": 16777217}}`, "server.interleaved_table_size", "16777216"},
+		{"disable interleaved wrong type", `{"server": {"disable_interleaved": "yes"}}`, "server.disable_interleaved", "wrong type"},
 		{"log level", `{"log_level": "loud"}`, "log_level", "debug, info"},
 		{"api listen no port", `{"api": {"listen": "127.0.0.1"}}`, "api.listen", "missing port"},
 		{"api listen port range", `{"api": {"listen": "127.0.0.1:80800"}}`, "api.listen", "0–65535"},
@@ -154,5 +157,26 @@ func TestMerge(t *testing.T) {
 	}
 	if diff := cmp.Diff(cur, merged); diff != "" {
 		t.Errorf("non-reloadable sections changed (-want +got):\n%s", diff)
+	}
+}
+
+// TestInterleavedOptions checks that the interleaved-mode keys reach the
+// daemon's options.
+func TestInterleavedOptions(t *testing.T) {
+	cfg, err := Parse([]byte(`{"server": {"disable_interleaved": true, "interleaved_table_size": 4096}, "api": {"listen": ""}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := cfg.Options(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.Tuning.DisableInterleaved || o.Tuning.InterleavedTableSize != 4096 {
+		t.Fatalf("Tuning %+v: want interleaved mode off, table 4096", o.Tuning)
+	}
+	def := Default()
+	def.API.Listen = ""
+	if o, err = def.Options(nil); err != nil || o.Tuning.DisableInterleaved || o.Tuning.InterleavedTableSize != 0 {
+		t.Fatalf("default Tuning %+v (%v): want interleaved mode on, default table", o.Tuning, err)
 	}
 }
