@@ -84,10 +84,33 @@
 // extension fields. A reply is never longer than its request, so the
 // server cannot amplify a spoofed flood.
 //
+// # Interleaved mode
+//
+// The transmit timestamp of a basic reply is written before the send, so
+// it misses however long the send takes. In interleaved mode
+// (draft-ietf-ntp-interleaved-modes, as chrony serves it to clients with
+// "xleave") each reply carries instead the time the client's previous
+// reply really left: on Linux the kernel's transmit timestamp of that
+// datagram, elsewhere the time the server read just before sending it.
+// The ResponseWriter does it for every handler chain (Reply and
+// ReplySealed alike, so NTS and MAC replies authenticate the interleaved
+// timestamps): every mode-4 reply that is not a KoD has the low bit of
+// its receive timestamp set and that of its transmit timestamp clear; a
+// version 4 request whose origin timestamp has the low bit set and whose
+// receive and transmit timestamps differ asks for interleaved mode. Its
+// reply is interleaved when the server still holds the transmit time of
+// the reply whose receive timestamp is that origin (each is used once),
+// basic otherwise, and either way the new reply's transmit time is kept
+// for the next request, in a fixed-size table (Server.InterleavedTableSize)
+// whose memory no number of sources can grow. Requests that do not ask
+// cost no table write and no kernel stamp. Server.DisableInterleaved
+// turns the mode off.
+//
 // # Statistics
 //
 // Server.Stats returns counters of datagrams and bytes in and out,
-// replies, kiss-o'-death replies and drops by reason (DropStats). Each
+// replies, kiss-o'-death replies, interleaved replies, kernel transmit
+// stamps used and drops by reason (DropStats). Each
 // worker counts into its own cache line; Stats sums them. The middlewares
 // keep their own counters (AccessControl.Stats, RateLimiter.Stats).
 //
@@ -96,7 +119,9 @@
 // On Linux a *net.UDPConn is served with recvmmsg and sendmmsg in batches
 // of Server.Batch datagrams, kernel receive timestamps (SO_TIMESTAMPNS)
 // mapped onto the Source's timescale when the Source's clock derives from
-// the system clock, and IP_PKTINFO / IPV6_PKTINFO so that a socket bound
+// the system clock, kernel transmit timestamps (SO_TIMESTAMPING, see
+// internal/txstamp) for the replies interleaved clients will ask about,
+// mapped the same way, and IP_PKTINFO / IPV6_PKTINFO so that a socket bound
 // to a wildcard address replies from the address each request was sent
 // to; the request path allocates nothing. Elsewhere a *net.UDPConn is
 // read one datagram at a time through golang.org/x/net's ipv4 and ipv6

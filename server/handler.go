@@ -48,7 +48,9 @@ type Request struct {
 	Raw []byte
 	// Received is the receive timestamp (T2) on the served timescale
 	// (the Server's Source): from the kernel when available, else read
-	// from the Source as soon as the datagram was read.
+	// from the Source as soon as the datagram was read. (A reply's
+	// RecvTime carries it with the low bit set: see interleaved mode in
+	// the package documentation.)
 	Received time.Time
 	// Reference is what the Server's Source says about its clock
 	// (stratum, reference ID and time, root delay and dispersion, leap),
@@ -67,10 +69,20 @@ type Request struct {
 
 // ResponseWriter sends the reply to a Request. At most one of its methods
 // succeeds per request.
+//
+// The Server's writer serves interleaved mode for every handler (see the
+// package documentation): in a mode-4 reply other than a KoD, Reply and
+// ReplySealed set the low bit of RecvTime and clear that of XmitTime, and
+// when the request asks for interleaved mode and the server still holds
+// the transmit time of the client's previous reply, they replace OrigTime
+// with the request's RecvTime and XmitTime with that previous transmit
+// time, before encoding (and sealing). Handlers build basic replies; the
+// writer does the rest. Kiss never interleaves.
 type ResponseWriter interface {
 	// Reply sends p. The writer sets p's transmit timestamp (T3) as late
-	// as it can, just before the datagram goes out; what p.XmitTime
-	// holds is ignored.
+	// as it can, just before the datagram goes out, or to the previous
+	// reply's transmit time in interleaved mode; what p.XmitTime holds is
+	// ignored.
 	Reply(p ntpwire.Packet) error
 	// Kiss sends a kiss-o'-death with the given code (ntpwire.KissRate,
 	// ntpwire.KissDeny, ...), built by ntpwire.NewKiss.
@@ -78,7 +90,8 @@ type ResponseWriter interface {
 	// ReplySealed sends p followed by a trailer that seal computes over
 	// the encoded header, for replies that authenticate their own
 	// transmit timestamp (NTS, symmetric-key MACs). The writer sets
-	// p.XmitTime from its clock now, encodes p and passes the 48 bytes
+	// p.XmitTime from its clock now (or, in interleaved mode, to the
+	// previous reply's transmit time), encodes p and passes the 48 bytes
 	// to seal, which returns them with extension fields or a MAC
 	// appended (seal may append in place). The result is sent as is,
 	// without being stamped again; it fails with ErrReplyTooLong when
