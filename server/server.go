@@ -30,8 +30,10 @@ const (
 
 // Server reads NTP requests from UDP sockets and answers them through a
 // Handler. The zero value serves the system clock as a stratum-10 local
-// clock with the plain RFC 5905 responder. A Server may serve several
-// sockets at once; its fields must not change once serving has begun.
+// clock with the plain RFC 5905 responder, and serves interleaved mode to
+// clients that ask for it (see the package documentation). A Server may
+// serve several sockets at once; its fields must not change once serving
+// has begun.
 type Server struct {
 	// Source is the clock served and its reference data: the one place
 	// that decides both. Every Request carries its receive time and
