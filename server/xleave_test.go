@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"runtime"
@@ -531,5 +532,78 @@ func TestInterleavedSocketPathDoesNotAllocate(t *testing.T) {
 	}
 	if runtime.GOOS == "linux" && st.KernelTxStamps < 500 {
 		t.Fatalf("%d kernel transmit stamps, want >= 500", st.KernelTxStamps)
+	}
+}
+
+// TestKernelTxStampsSharedSocket has several workers read one socket
+// (they share its stamp numbering and pending sends) while several
+// chrony-style clients poll it at once. Every reply must be basic or a
+// plausible interleaved one, and kernel stamps must be used.
+func TestKernelTxStampsSharedSocket(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("kernel transmit stamps are read on Linux only")
+	}
+	s := &Server{Source: NewLocalSource(nil, 3), Workers: 3}
+	addr := startServer(t, s, "udp4")
+	const clients, exchanges = 4, 50
+	errs := make(chan error, clients)
+	var wg sync.WaitGroup
+	for g := 0; g < clients; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- func() error {
+				conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				c := &chronyClient{version: 4}
+				buf := make([]byte, 512)
+				var prev ntpwire.Packet
+				for i := 0; i < exchanges; i++ {
+					req := c.request()
+					if _, err := conn.Write(req.AppendTo(nil)); err != nil {
+						return err
+					}
+					conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+					n, err := conn.Read(buf)
+					if err != nil {
+						return err
+					}
+					var reply ntpwire.Packet
+					if err := reply.Decode(buf[:n]); err != nil {
+						return err
+					}
+					switch {
+					case reply.OrigTime == req.XmitTime:
+					case i > 0 && reply.OrigTime == req.RecvTime:
+						// The previous reply left after it was received
+						// and before this request arrived.
+						if reply.XmitTime.Sub(prev.RecvTime) <= 0 || reply.RecvTime.Sub(reply.XmitTime) <= 0 {
+							return fmt.Errorf("exchange %d: previous transmit %#x outside (%#x, %#x)", i, reply.XmitTime, prev.RecvTime, reply.RecvTime)
+						}
+					default:
+						return fmt.Errorf("exchange %d: reply %+v matches neither mode", i, reply)
+					}
+					c.received(reply, time.Now())
+					prev = reply
+				}
+				return nil
+			}()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool { return s.Stats().Replies == clients*exchanges }, "every reply counted")
+	st := s.Stats()
+	t.Logf("%d replies, %d interleaved, %d kernel stamps", st.Replies, st.Interleaved, st.KernelTxStamps)
+	if st.Interleaved < clients*(exchanges-2)/2 || st.KernelTxStamps < st.Interleaved/2 {
+		t.Fatalf("stats %+v: too few interleaved replies or kernel stamps", st)
 	}
 }
