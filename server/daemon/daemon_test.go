@@ -262,3 +262,20 @@ func exchange(t *testing.T, addr string) ntpwire.Packet {
 	}
 	return rep
 }
+
+// TestTuningInterleaved checks that the interleaved-mode options reach
+// the NTP server.
+func TestTuningInterleaved(t *testing.T) {
+	for _, tun := range []Tuning{
+		{Sockets: 1},
+		{Sockets: 1, DisableInterleaved: true, InterleavedTableSize: 128},
+	} {
+		d, err := New(Options{Listen: []string{"127.0.0.1:0"}, Tuning: tun})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.srv.DisableInterleaved != tun.DisableInterleaved || d.srv.InterleavedTableSize != tun.InterleavedTableSize {
+			t.Errorf("Tuning %+v: server has DisableInterleaved %v, InterleavedTableSize %d", tun, d.srv.DisableInterleaved, d.srv.InterleavedTableSize)
+		}
+	}
+}
