@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,6 +27,13 @@ import (
 // the server and its port.
 func serveXleave(t *testing.T, network, addr string, mw ...server.Middleware) (*server.Server, int) {
 	t.Helper()
+	return serveXleaveOpts(t, network, addr, false, mw...)
+}
+
+// serveXleaveOpts is serveXleave with interleaved mode turned off when
+// disable is set.
+func serveXleaveOpts(t *testing.T, network, addr string, disable bool, mw ...server.Middleware) (*server.Server, int) {
+	t.Helper()
 	pc, err := net.ListenPacket(network, addr)
 	if err != nil {
 		t.Fatalf("listen %s %s: %v", network, addr, err)
@@ -33,6 +41,8 @@ func serveXleave(t *testing.T, network, addr string, mw ...server.Middleware) (*
 	s := &server.Server{
 		Source:  server.NewLocalSource(clock.System{}, 10),
 		Handler: server.Chain(server.Responder(), mw...),
+
+		DisableInterleaved: disable,
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(context.Background(), pc) }()
@@ -95,11 +105,15 @@ func startChronydClient(t *testing.T, source string, extra ...string) string {
 
 var (
 	interleavedRE = regexp.MustCompile(`(?m)^Interleaved\s*:\s*Yes$`)
+	allTestsRE    = regexp.MustCompile(`(?m)^NTP tests\s*:\s*111 111 1111$`)
 	totalGoodRE   = regexp.MustCompile(`(?m)^Total good RX\s*:\s*(\d+)$`)
 )
 
 // waitInterleaved polls `chronyc -h sock ntpdata` until chronyd reports
-// an interleaved measurement, for at most 30 s, and returns the output.
+// an interleaved measurement that passed all its tests, for at most 30 s,
+// and returns the output. (chronyd rejects its first interleaved sample
+// when it has no transmit time of its own for the exchange before: a
+// client-side rule, so the test waits for the next.)
 func waitInterleaved(t *testing.T, sock string) string {
 	t.Helper()
 	chronyc := RequireTool(t, "chronyc")
@@ -110,12 +124,12 @@ func waitInterleaved(t *testing.T, sock string) string {
 		out, err := exec.CommandContext(ctx, chronyc, "-h", sock, "-n", "ntpdata").CombinedOutput()
 		cancel()
 		last = string(out)
-		if err == nil && interleavedRE.MatchString(last) {
+		if err == nil && interleavedRE.MatchString(last) && allTestsRE.MatchString(last) {
 			return last
 		}
 		time.Sleep(250 * time.Millisecond) // chronyd polls every 1/16 s; this waits for it
 	}
-	t.Fatalf("chronyd reported no interleaved measurement within 30 s; last ntpdata:\n%s", last)
+	t.Fatalf("chronyd reported no good interleaved measurement within 30 s; last ntpdata:\n%s", last)
 	return ""
 }
 
@@ -151,6 +165,37 @@ func TestChronydInterleaved(t *testing.T) {
 			}
 			checkXleaveStats(t, s)
 		})
+	}
+}
+
+// TestChronydInterleavedOff is the control: with interleaved mode turned
+// off, chronyd's xleave measurements are basic ones.
+func TestChronydInterleavedOff(t *testing.T) {
+	s, port := serveXleaveOpts(t, "udp4", "127.0.0.1:0", true)
+	sock := startChronydClient(t, fmt.Sprintf("server 127.0.0.1 port %d iburst xleave minpoll -4 maxpoll -4", port))
+	chronyc := RequireTool(t, "chronyc")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		out, err := exec.CommandContext(ctx, chronyc, "-h", sock, "-n", "ntpdata").CombinedOutput()
+		cancel()
+		good := 0
+		if m := totalGoodRE.FindStringSubmatch(string(out)); err == nil && m != nil {
+			good, _ = strconv.Atoi(m[1])
+		}
+		if good >= 5 {
+			if interleavedRE.Match(out) {
+				t.Fatalf("interleaved measurement from a server with interleaved mode off:\n%s", out)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("chronyd took no 5 good measurements within 30 s:\n%s", out)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if st := s.Stats(); st.Interleaved != 0 || st.KernelTxStamps != 0 {
+		t.Fatalf("stats %+v: interleaved replies or kernel stamps with interleaved mode off", st)
 	}
 }
 
@@ -203,4 +248,28 @@ func TestChronydInterleavedNTS(t *testing.T) {
 			checkXleaveStats(t, s)
 		})
 	}
+}
+
+// TestDaemonServesChronydInterleaved runs the standalone daemon with its
+// default configuration (interleaved mode on, rate limiting on) and has
+// chronyd poll it with xleave once a second, within the rate limit; the
+// daemon's metrics count the interleaved replies and kernel stamps.
+func TestDaemonServesChronydInterleaved(t *testing.T) {
+	RequireTool(t, "chronyd")
+	bin := BuildDaemon(t)
+	port := FreeUDPPort(t)
+	d := StartDaemon(t, bin, "-listen", fmt.Sprintf("127.0.0.1:%d", port))
+	d.WaitLog(t, "msg=serving", 10*time.Second)
+	api := d.APIURL(t)
+	sock := startChronydClient(t, fmt.Sprintf("server 127.0.0.1 port %d iburst xleave minpoll 0 maxpoll 0", port))
+	out := waitInterleaved(t, sock)
+	t.Logf("chronyc ntpdata:\n%s", out)
+	_, _, metrics := apiGet(t, api+"/metrics", "")
+	if v := metricValue(t, string(metrics), "ntpkit_interleaved_replies_total"); v < 1 {
+		t.Fatalf("ntpkit_interleaved_replies_total %v", v)
+	}
+	if v := metricValue(t, string(metrics), "ntpkit_kernel_tx_timestamps_total"); runtime.GOOS == "linux" && v < 1 {
+		t.Fatalf("ntpkit_kernel_tx_timestamps_total %v", v)
+	}
+	d.Stop(t)
 }
