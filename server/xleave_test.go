@@ -607,3 +607,27 @@ func TestKernelTxStampsSharedSocket(t *testing.T) {
 		t.Fatalf("stats %+v: too few interleaved replies or kernel stamps", st)
 	}
 }
+
+// BenchmarkInterleaved measures one chrony-style exchange through a
+// worker with in-memory I/O, with interleaved mode on (every reply after
+// the second is interleaved: a table take and save per request) and off
+// (the same requests get basic replies).
+func BenchmarkInterleaved(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		off  bool
+	}{{"on", false}, {"off", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := &Server{DisableInterleaved: tc.off}
+			s.init()
+			req := ntpwire.Packet{Version: 4, Mode: ntpwire.ModeClient, XmitTime: 0x1000}
+			w := s.newWorker(&echoIO{req: req.AppendTo(nil)}, 1)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				n, _ := w.io.read(w.in)
+				w.handleBatch(n)
+			}
+		})
+	}
+}
