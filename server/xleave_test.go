@@ -100,8 +100,8 @@ func TestTxTableConcurrent(t *testing.T) {
 			defer wg.Done()
 			found := 0
 			for i := 0; i < keys; i++ {
-				rx := ntpwire.Time(g<<40|i<<8) | 1
-				tx := ntpwire.Time(g<<40|i<<8) + 10
+				rx := ntpwire.Time(g)<<40 | ntpwire.Time(i)<<8 | 1
+				tx := ntpwire.Time(g)<<40 | ntpwire.Time(i)<<8 + 10
 				tab.save(rx, tx)
 				tab.replace(rx, tx, tx+2)
 				if got, _, ok := tab.take(rx); ok {
@@ -177,7 +177,7 @@ func (c *chronyClient) request() ntpwire.Packet {
 	return ntpwire.Packet{
 		Version: c.version, Mode: ntpwire.ModeClient, Poll: 4,
 		OrigTime: c.prevRx, RecvTime: c.prT4,
-		XmitTime: ntpwire.Time(0x0123456789abcdef + c.n*0x10001),
+		XmitTime: 0x0123456789abcdef + ntpwire.Time(c.n)*0x10001,
 	}
 }
 
