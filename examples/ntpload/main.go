@@ -65,6 +65,8 @@ type config struct {
 	version  bool
 	nts      ntsFlags
 	flood    floodFlags
+	// interleaved: send requests in interleaved form and classify replies
+	interleaved bool
 }
 
 const usageHead = `usage: ntpload [flags] ip:port
@@ -138,6 +140,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	src := fs.String("src", "", "source `addresses` to spread the sockets over: a list or a range, e.g. 127.0.0.2-127.0.0.20")
 	fs.BoolVar(&cfg.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&cfg.version, "version", false, "print ntpload's version and exit")
+	fs.BoolVar(&cfg.interleaved, "interleaved", false, "send requests in interleaved form (each quotes the server's receive timestamp of an earlier reply), take T1 from kernel transmit stamps, and report |offset| of basic and interleaved replies separately")
 	cfg.nts.register(fs)
 	cfg.flood.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -151,6 +154,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if err := cfg.nts.validate(); err != nil {
 		return nil, err
+	}
+	if cfg.interleaved && (cfg.nts.ke != "" || cfg.flood.prefix.IsValid()) {
+		return nil, errors.New("-interleaved works with plain NTP only, not with -nts or -spoof")
 	}
 
 	if fs.NArg() != 1 {
