@@ -119,7 +119,9 @@ func TestInterleavedMissingStamp(t *testing.T) {
 // xleaveServer is a fake chrony-style interleaved server on loopback. Its
 // basic replies carry a transmit timestamp skew too late, as a server
 // that stamps before sending and then waits would; its interleaved
-// replies carry the time the earlier reply's send returned.
+// replies carry the time the earlier reply's send returned. It answers
+// every fifth quoting request basic, as if it had lost the state, so
+// basic replies come throughout the run, not only at its start.
 func xleaveServer(t *testing.T, skew time.Duration) netip.AddrPort {
 	t.Helper()
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -132,7 +134,7 @@ func xleaveServer(t *testing.T, skew time.Duration) netip.AddrPort {
 		defer close(done)
 		sent := map[ntpwire.Time]time.Time{} // reply receive timestamp -> when that reply was sent
 		buf := make([]byte, 512)
-		for {
+		for k := 0; ; k++ {
 			n, from, err := c.ReadFromUDPAddrPort(buf)
 			if err != nil {
 				return
@@ -145,12 +147,12 @@ func xleaveServer(t *testing.T, skew time.Duration) netip.AddrPort {
 			rxTS := ntpwire.TimeOf(rx) | 1
 			resp := ntpwire.Packet{Version: 4, Mode: ntpwire.ModeServer, Stratum: 2, RecvTime: rxTS}
 			quoted := req.OrigTime&1 == 1 && req.RecvTime != req.XmitTime
-			if tx, ok := sent[req.OrigTime]; quoted && ok {
-				delete(sent, req.OrigTime)
+			if tx, ok := sent[req.OrigTime]; quoted && ok && k%5 != 0 {
 				resp.OrigTime, resp.XmitTime = req.RecvTime, ntpwire.TimeOf(tx)&^1
 			} else {
 				resp.OrigTime, resp.XmitTime = req.XmitTime, ntpwire.TimeOf(time.Now().Add(skew))&^1
 			}
+			delete(sent, req.OrigTime)
 			if _, err := c.WriteToUDPAddrPort(resp.AppendTo(nil), from); err != nil {
 				return
 			}
@@ -183,10 +185,9 @@ func TestLoadInterleavedAgainstFakeServer(t *testing.T) {
 	if rep.Valid == 0 || rep.Valid != rep.Replies || len(rep.Invalid) != 0 || x.BasicReplies+x.InterleavedReplies != rep.Valid {
 		t.Fatalf("replies %d valid %d invalid %v, basic %d + interleaved %d: want every reply valid and classified", rep.Replies, rep.Valid, rep.Invalid, x.BasicReplies, x.InterleavedReplies)
 	}
-	// Each socket's first two exchanges are basic; a few more when a
-	// burst finds nothing to quote.
-	if x.InterleavedPercent < 80 || x.BasicReplies == 0 {
-		t.Errorf("%d basic and %d interleaved replies: want mostly interleaved after the first few", x.BasicReplies, x.InterleavedReplies)
+	// A fifth answered basic on purpose, plus each chain's first two.
+	if x.InterleavedPercent < 65 || x.InterleavedPercent > 82 {
+		t.Errorf("%d basic and %d interleaved replies: want about 80%% interleaved", x.BasicReplies, x.InterleavedReplies)
 	}
 	if x.TxStampsMissing != 0 || x.BasicSamples != x.BasicReplies || x.InterleavedSamples != x.InterleavedReplies {
 		t.Errorf("kernel transmit stamps missing %d, samples %d/%d: want one per reply", x.TxStampsMissing, x.BasicSamples, x.InterleavedSamples)
@@ -194,7 +195,7 @@ func TestLoadInterleavedAgainstFakeServer(t *testing.T) {
 	// Basic offsets carry half the skew; interleaved ones only the fake
 	// server's user-space stamping.
 	half := float64(skew/2) / 1e3
-	if x.AbsOffsetBasic.P50 < half*0.9 || x.AbsOffsetBasic.P50 > half*1.75 {
+	if x.AbsOffsetBasic.P50 < half*0.9 || x.AbsOffsetBasic.P50 > half*1.5 {
 		t.Errorf("basic |offset| p50 %.1f µs, want about %.0f", x.AbsOffsetBasic.P50, half)
 	}
 	if x.AbsOffsetXleave.P50 > half/4 {
