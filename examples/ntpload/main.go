@@ -12,12 +12,23 @@
 //
 // Usage:
 //
-//	ntpload [-rate N] [-duration 10s] [-sockets 16] [-src 127.0.0.2-127.0.0.20] [-json] ip:port
+//	ntpload [-rate N] [-duration 10s] [-sockets 16] [-src 127.0.0.2-127.0.0.20] [-interleaved] [-json] ip:port
 //	ntpload -version
 //
 // With -nts ke-host:port (and -nts-ca to trust a test CA) each socket runs
 // NTS-KE once, then sends NTS-authenticated requests and checks every
 // reply's authenticator; failures count as invalid "nts_auth".
+//
+// With -interleaved each request is in interleaved form, as chrony's
+// client sends it: it quotes an earlier reply of the same socket (origin
+// = that reply's receive timestamp), so a server that supports
+// interleaved mode answers with the kernel transmit time of that earlier
+// reply. Every reply is classified basic or interleaved; T1 comes from
+// the kernel's transmit stamp of each request (SO_TIMESTAMPING, read
+// from the error queue in batches) and T4 from its receive stamp, for
+// both classes, and the report gives |offset| percentiles of each class
+// and their counts. The two classes of one run differ only in how the
+// server stamped T3.
 //
 // With -spoof 127.64.0.0/10 (root, loopback only) it floods the target
 // from random source addresses in the prefix through a raw socket and

@@ -125,6 +125,9 @@ func (l *loader) readStamps(s *sock) {
 			}
 			sl.ktx = ts.Time
 		}
+		if len(st) < stampBatch {
+			return // drained: spare the read that would say so
+		}
 	}
 }
 
