@@ -317,6 +317,7 @@ func (l *loader) send(s *sock, n int) int {
 	if errno != 0 {
 		l.res.sendErrors++
 		if s.xl != nil {
+			unquote(s, 0, n)
 			l.resetStamps(s)
 		}
 		return 0
@@ -337,6 +338,7 @@ func (l *loader) send(s *sock, n int) int {
 	}
 	if s.xl != nil {
 		if sent < n {
+			unquote(s, sent, n)
 			// The first unsent datagram may have used up a stamp ID.
 			l.resetStamps(s)
 		} else {

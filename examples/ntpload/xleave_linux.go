@@ -101,6 +101,17 @@ func (x *xleaveSock) quote(sl *slot, b []byte, seq, cookie uint64) {
 	binary.BigEndian.PutUint64(b[32:], xc)
 }
 
+// unquote gives back the exchanges quoted by the requests from..to-1
+// past s.head, which were not sent, for later requests to quote.
+func unquote(s *sock, from, to int) {
+	for i := from; i < to; i++ {
+		if sl := &s.ring[(s.head+uint64(i))&ringMask]; sl.xcookie != 0 {
+			s.xl.push(sl.ref)
+			sl.xcookie = 0
+		}
+	}
+}
+
 // readStamps reads the kernel transmit stamps waiting on s's error
 // queue and gives each to its request. The work is bounded: at most
 // ringSize stamps per call.

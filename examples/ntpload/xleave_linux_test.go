@@ -349,3 +349,26 @@ func TestInterleavedHotLoopAllocs(t *testing.T) {
 		t.Errorf("%d interleaved replies, %d without kernel T1: the interleaved path was not exercised", l.res.xleaveReplies, l.res.stampMissing)
 	}
 }
+
+// Requests that were not sent give back the exchanges they quoted.
+func TestInterleavedUnsentRequestsUnquote(t *testing.T) {
+	s := &sock{xl: newXleaveSock(), head: 40}
+	e1, e2 := exchange{t1: 1, t2: 3, t4: 5}, exchange{t1: 2, t2: 5, t4: 7}
+	s.xl.push(e1)
+	s.xl.push(e2)
+	b := make([]byte, ntpwire.HeaderLen)
+	for i := uint64(0); i < 3; i++ { // the third finds nothing to quote
+		seq := s.head + i
+		s.xl.quote(&s.ring[seq&ringMask], b, seq, 0x1000+seq)
+	}
+	if s.ring[40].ref != e2 || s.ring[41].ref != e1 || s.ring[42].xcookie != 0 {
+		t.Fatalf("quoted %+v, %+v, xcookie %#x: want the freshest first, then nothing", s.ring[40].ref, s.ring[41].ref, s.ring[42].xcookie)
+	}
+	unquote(s, 1, 3) // only the first went out
+	if e, ok := s.xl.pop(); !ok || e != e1 || s.ring[41].xcookie != 0 {
+		t.Errorf("after unquote: %+v, %v, xcookie %#x; want e1 back and the slot cleared", e, ok, s.ring[41].xcookie)
+	}
+	if _, ok := s.xl.pop(); ok {
+		t.Error("an exchange quoted by a sent request came back")
+	}
+}
