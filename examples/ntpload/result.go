@@ -34,6 +34,7 @@ type result struct {
 
 	// interleaved mode
 	basicReplies, xleaveReplies uint64
+	fallbacks                   uint64 // basic replies to requests in interleaved form
 	offBasic, offXleave         hist   // offsets of basic and of interleaved replies
 	stampMissing                uint64 // valid replies whose exchange had no kernel transmit stamp
 	stampStray                  uint64 // kernel transmit stamps matching no request
@@ -59,6 +60,7 @@ func (r *result) merge(o *result) {
 	r.proc.merge(&o.proc)
 	r.offset.merge(&o.offset)
 	r.basicReplies += o.basicReplies
+	r.fallbacks += o.fallbacks
 	r.xleaveReplies += o.xleaveReplies
 	r.offBasic.merge(&o.offBasic)
 	r.offXleave.merge(&o.offXleave)
@@ -102,9 +104,14 @@ type Report struct {
 // before sending, an interleaved one the previous reply's actual
 // transmit time.
 type Interleaved struct {
-	BasicReplies       uint64      `json:"basic_replies"`
-	InterleavedReplies uint64      `json:"interleaved_replies"`
-	InterleavedPercent float64     `json:"interleaved_percent"` // of valid replies
+	BasicReplies       uint64  `json:"basic_replies"`
+	InterleavedReplies uint64  `json:"interleaved_replies"`
+	InterleavedPercent float64 `json:"interleaved_percent"` // of valid replies
+	// BasicFallbacks counts the basic replies to requests that quoted
+	// an earlier reply: the server did not (or no longer) hold its
+	// transmit time. The other basic replies answer requests that had
+	// nothing to quote (each socket's first, and a burst's).
+	BasicFallbacks     uint64      `json:"basic_fallbacks"`
 	AbsOffsetBasic     Percentiles `json:"abs_offset_basic_us"`
 	AbsOffsetXleave    Percentiles `json:"abs_offset_interleaved_us"`
 	BasicSamples       uint64      `json:"basic_samples"`       // replies with an offset (kernel T1 known)
@@ -159,6 +166,7 @@ func (r *result) report(cfg *config) Report {
 		x := &Interleaved{
 			BasicReplies:       r.basicReplies,
 			InterleavedReplies: r.xleaveReplies,
+			BasicFallbacks:     r.fallbacks,
 			AbsOffsetBasic:     percentiles(&r.offBasic, true),
 			AbsOffsetXleave:    percentiles(&r.offXleave, true),
 			BasicSamples:       r.offBasic.n,
@@ -241,8 +249,8 @@ func (rep *Report) writeText(w io.Writer) {
 	fmt.Fprintf(w, "invalid %s  kod %s  send errors %d  receive errors %d\n",
 		fmtCounts(rep.Invalid), fmtCounts(rep.KoD), rep.SendErrors, rep.RecvErrors)
 	if x := rep.Interleaved; x != nil {
-		fmt.Fprintf(w, "interleaved: basic replies %d  interleaved replies %d (%.1f%%)  kernel TX stamps missing %d, stray %d, ID resets %d\n",
-			x.BasicReplies, x.InterleavedReplies, x.InterleavedPercent, x.TxStampsMissing, x.TxStampsStray, x.StampResets)
+		fmt.Fprintf(w, "interleaved: basic replies %d (%d to interleaved requests)  interleaved replies %d (%.1f%%)  kernel TX stamps missing %d, stray %d, ID resets %d\n",
+			x.BasicReplies, x.BasicFallbacks, x.InterleavedReplies, x.InterleavedPercent, x.TxStampsMissing, x.TxStampsStray, x.StampResets)
 	}
 	for _, n := range rep.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)

@@ -172,6 +172,9 @@ func (l *loader) sampleInterleaved(s *sock, sl *slot, p *ntpwire.Packet, t4 int6
 		r.xleaveReplies++
 	} else {
 		r.basicReplies++
+		if sl.xcookie != 0 {
+			r.fallbacks++ // the server had no transmit time for the reply quoted
+		}
 	}
 	// This reply starts the exchange a later request quotes.
 	s.xl.push(exchange{t1: sl.ktx, t2: p.RecvTime, t4: t4})

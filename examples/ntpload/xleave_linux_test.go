@@ -178,6 +178,20 @@ func TestLoadInterleavedAgainstFakeServer(t *testing.T) {
 	var out strings.Builder
 	rep.writeText(&out)
 	t.Logf("report:\n%s", out.String())
+	var js strings.Builder
+	if err := rep.writeJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"|offset| basic", "|offset| interleaved", "interleaved: basic replies"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("text report lacks %q", want)
+		}
+	}
+	for _, want := range []string{`"abs_offset_basic_us"`, `"abs_offset_interleaved_us"`, `"interleaved_replies"`, `"basic_replies"`} {
+		if !strings.Contains(js.String(), want) {
+			t.Errorf("JSON report lacks %s", want)
+		}
+	}
 	x := rep.Interleaved
 	if x == nil {
 		t.Fatal("no interleaved figures in the report")
@@ -188,6 +202,10 @@ func TestLoadInterleavedAgainstFakeServer(t *testing.T) {
 	// A fifth answered basic on purpose, plus each chain's first two.
 	if x.InterleavedPercent < 65 || x.InterleavedPercent > 82 {
 		t.Errorf("%d basic and %d interleaved replies: want about 80%% interleaved", x.BasicReplies, x.InterleavedReplies)
+	}
+	// The fifth of quoting requests answered basic are fallbacks.
+	if x.BasicFallbacks == 0 || x.BasicFallbacks >= x.BasicReplies {
+		t.Errorf("%d of %d basic replies answer quoting requests: want most, not all", x.BasicFallbacks, x.BasicReplies)
 	}
 	if x.TxStampsMissing != 0 || x.BasicSamples != x.BasicReplies || x.InterleavedSamples != x.InterleavedReplies {
 		t.Errorf("kernel transmit stamps missing %d, samples %d/%d: want one per reply", x.TxStampsMissing, x.BasicSamples, x.InterleavedSamples)
