@@ -66,12 +66,25 @@ func p99Ratio(s sample) float64 {
 	return x.AbsOffsetXleave.P99 / x.AbsOffsetBasic.P99
 }
 
+// fallbackPct is the share of replies that answered a request quoting
+// an earlier reply in basic mode: the server had no transmit time for
+// it. Each new chain of exchanges has one; more mean lost state.
+func fallbackPct(s sample) float64 {
+	x := xleaveOf(s)
+	n := x.BasicReplies + x.InterleavedReplies
+	if n == 0 {
+		return 0
+	}
+	return 100 * float64(x.BasicFallbacks) / float64(n)
+}
+
 var xleaveMetrics = []metric{
 	{"replies/s", func(s sample) float64 { return s.RepliesPerS }, "%.0f"},
 	{"replies per CPU-second", sample.perCPU, "%.0f"},
 	{"server CPU (% of a core)", sample.cpuPct, "%.1f"},
 	{"loss %", func(s sample) float64 { return s.LossPercent }, "%.3f"},
 	{"interleaved % of replies", func(s sample) float64 { return xleaveOf(s).InterleavedPercent }, "%.1f"},
+	{"fallbacks % of replies", fallbackPct, "%.2f"},
 	{"basic |offset| p50 µs", func(s sample) float64 { return xleaveOf(s).AbsOffsetBasic.P50 }, "%.1f"},
 	{"basic |offset| p99 µs", func(s sample) float64 { return xleaveOf(s).AbsOffsetBasic.P99 }, "%.1f"},
 	{"interl. |offset| p50 µs", func(s sample) float64 { return xleaveOf(s).AbsOffsetXleave.P50 }, "%.1f"},
@@ -86,6 +99,7 @@ type xleaveReport struct {
 	BasicReplies       uint64  `json:"basic_replies"`
 	InterleavedReplies uint64  `json:"interleaved_replies"`
 	InterleavedPercent float64 `json:"interleaved_percent"`
+	BasicFallbacks     uint64  `json:"basic_fallbacks"`
 	AbsOffsetBasic     pct     `json:"abs_offset_basic_us"`
 	AbsOffsetXleave    pct     `json:"abs_offset_interleaved_us"`
 	TxStampsMissing    uint64  `json:"tx_stamps_missing"`
