@@ -218,6 +218,10 @@ func (m *mmsgIO) read(in []inMsg) (int, error) {
 	}
 	m.in = in[:n]
 	m.rn, m.rerr = 0, 0
+	// Stamps that arrived after their send's drain (a NIC stamps
+	// after sendmsg returns) are read before waiting, and again below
+	// for those that arrive while this worker waits.
+	m.drainTx()
 	if err := m.rc.Read(m.readFn); err != nil {
 		return 0, err
 	}
