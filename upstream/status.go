@@ -103,7 +103,11 @@ type SourceStatus struct {
 	Jitter       time.Duration
 	RootDistance time.Duration
 	Samples      uint64 // valid replies
-	Rejects      Rejects
+	// InterleavedSamples counts the samples that came from interleaved
+	// replies; Interleaved says the last sample did.
+	InterleavedSamples uint64
+	Interleaved        bool
+	Rejects            Rejects
 }
 
 // Status describes the Discipliner and its sources.
