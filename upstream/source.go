@@ -350,8 +350,10 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 			}
 		}
 		interleaved := xl.sent != 0 && p.OrigTime == xl.sent
+		xlAsked := xl.sent != 0
 		out, pkt, smp := d.judge(s, &p, t1, t4, q.own, interleaved)
 		xl.done(out, &p, t1, t4, interleaved)
+		d.log.Debug("upstream: reply", "addr", s.addr.String(), "outcome", int(out), "asked_interleaved", xlAsked, "interleaved", interleaved, "offset", smp.offset, "delay", smp.delay)
 		return out, pkt, smp
 	}
 }
