@@ -282,7 +282,7 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 	conn.SetDeadline(time.Now().Add(timeout))
 	sent := d.base.Now()
 	waitOut := func() { d.sleep(ctx, timeout-d.base.Now().Sub(sent)) }
-	t1, err := d.send(q, out)
+	t1, kernelTx, err := d.send(q, out)
 	if err != nil {
 		d.log.Debug("upstream: send failed", "addr", s.addr.String(), "err", err)
 		waitOut()
@@ -353,7 +353,7 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 		xlAsked := xl.sent != 0
 		out, pkt, smp := d.judge(s, &p, t1, t4, q.own, interleaved)
 		xl.done(out, &p, t1, t4, interleaved)
-		d.log.Debug("upstream: reply", "addr", s.addr.String(), "outcome", int(out), "asked_interleaved", xlAsked, "interleaved", interleaved, "offset", smp.offset, "delay", smp.delay)
+		d.log.Debug("upstream: reply", "addr", s.addr.String(), "outcome", int(out), "asked_interleaved", xlAsked, "interleaved", interleaved, "kernel_tx", kernelTx, "offset", smp.offset, "delay", smp.delay)
 		return out, pkt, smp
 	}
 }
@@ -366,15 +366,15 @@ const maxTxLag = 50 * time.Millisecond
 // send writes out on q's connection and returns when it left, on the raw
 // timescale: the kernel's transmit timestamp when there is a plausible
 // one (not before the time read just before the send, not after the
-// send returned), else that time.
-func (d *Discipliner) send(q *querier, out []byte) (time.Duration, error) {
+// send returned), else that time; kernel says which.
+func (d *Discipliner) send(q *querier, out []byte) (t time.Duration, kernel bool, err error) {
 	t1 := d.rawNow()
 	k, ok := time.Duration(0), false
 	switch {
 	case q.tx != nil:
 		wall, stamped, err := q.tx.write(out)
 		if err != nil {
-			return t1, err
+			return t1, false, err
 		}
 		if stamped {
 			// A wall-clock reading, like the kernel's receive stamps.
@@ -382,7 +382,7 @@ func (d *Discipliner) send(q *querier, out []byte) (time.Duration, error) {
 		}
 	default:
 		if _, err := q.conn.Write(out); err != nil {
-			return t1, err
+			return t1, false, err
 		}
 		if d.txNow != nil {
 			var at time.Time
@@ -392,9 +392,9 @@ func (d *Discipliner) send(q *querier, out []byte) (time.Duration, error) {
 		}
 	}
 	if ok && k >= t1 && k <= d.rawNow()+maxTxLag {
-		return k, nil
+		return k, true, nil
 	}
-	return t1, nil
+	return t1, false, nil
 }
 
 func (d *Discipliner) count(s *source, f func(*Rejects)) {
