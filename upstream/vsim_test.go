@@ -160,7 +160,7 @@ const vWalkStep = 64 * time.Second
 type vPeerState struct {
 	vPeer
 	rng     *rand.Rand
-	lat     *rand.Rand // the send latencies and which leg a loss hits: apart, so rng's sequence is as before they existed
+	lat     *rand.Rand   // the send latencies and which leg a loss hits: apart, so rng's sequence is as before they existed
 	down    atomic.Bool  // set by a test: the peer stops answering
 	shift   atomic.Int64 // set by a test: added to the time it serves, ns
 	queries atomic.Int64 // requests received
