@@ -57,7 +57,7 @@ type Options struct {
 	// end of its burst) before synchronising on it; without, it
 	// synchronises on the first samples of a majority.
 	NoIBurst bool
-	// NoInterleaved turns off interleaved mode. With it on (the zero
+	// DisableInterleaved turns off interleaved mode. With it on (the zero
 	// value), each request after a usable reply asks the server for
 	// interleaved mode (draft-ietf-ntp-interleaved-modes, as chrony
 	// serves it, and ntpkit's server): a server that supports it sends
@@ -67,7 +67,7 @@ type Options struct {
 	// answers in basic mode, and its replies are used as they are. On
 	// Linux each request's own send time is the kernel's transmit
 	// timestamp either way.
-	NoInterleaved bool
+	DisableInterleaved bool
 	// StepThreshold is the offset beyond which the clock is stepped
 	// instead of slewed. Zero means DefaultStepThreshold. The first update
 	// after start or after losing synchronisation always steps.

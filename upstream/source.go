@@ -251,7 +251,7 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 	req.Precision = d.precision
 	xl := &s.xl
 	xl.sent = 0
-	if xl.usable(d.o.NoInterleaved) {
+	if xl.usable(d.o.DisableInterleaved) {
 		if err := ntpclient.Interleave(&req, d.o.Rand, xl.recv, d.ntpTime(xl.t4)); err != nil {
 			d.log.Error("upstream: random source failed; query not sent", "addr", s.addr.String(), "err", err)
 			d.sleep(ctx, timeout)

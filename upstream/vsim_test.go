@@ -680,7 +680,7 @@ func TestVSimInterleaved(t *testing.T) {
 		var pr pair
 		for _, xl := range []bool{false, true} {
 			run := sc
-			run.Options.NoInterleaved = !xl
+			run.Options.DisableInterleaved = !xl
 			r := runVSim(t, run, nil)
 			mode := "basic"
 			if xl {

@@ -90,7 +90,7 @@ func TestDisciplinerInterleavedWithChronyd(t *testing.T) {
 		})
 	}
 	t.Run("off", func(t *testing.T) {
-		d := runXleaveDiscipliner(t, upstream.Addresses(fmt.Sprintf("127.0.0.1:%d", port)), upstream.Options{NoInterleaved: true})
+		d := runXleaveDiscipliner(t, upstream.Addresses(fmt.Sprintf("127.0.0.1:%d", port)), upstream.Options{DisableInterleaved: true})
 		s := waitXleaveSamples(t, d, 4, true)
 		if s.InterleavedSamples != 0 || s.Interleaved {
 			t.Fatalf("interleaved mode off, yet %d interleaved samples", s.InterleavedSamples)

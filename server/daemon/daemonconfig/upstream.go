@@ -57,11 +57,11 @@ type Upstream struct {
 	// beyond it the daemon serves unsynchronised (empty: 1000s; "none":
 	// no limit).
 	MaxStep string `json:"max_step"`
-	// NoInterleaved turns off interleaved mode toward the servers
+	// DisableInterleaved turns off interleaved mode toward the servers
 	// (false: a server that serves it, chrony or ntpkit, is polled in
 	// interleaved mode, and its transmit timestamps are taken after its
 	// replies left; others answer in basic mode as ever).
-	NoInterleaved bool `json:"no_interleaved"`
+	DisableInterleaved bool `json:"disable_interleaved"`
 }
 
 // Source is an authenticated upstream server:
@@ -145,7 +145,7 @@ func (c Upstream) options() (upstream.Options, error) {
 		return o, fieldErr("upstream.min_sources", "%d is outside 0–%d", c.MinSources, n)
 	}
 	o.MinSources = c.MinSources
-	o.NoInterleaved = c.NoInterleaved
+	o.DisableInterleaved = c.DisableInterleaved
 	if o.LeapSmear != 0 && (o.LeapSmear < time.Second || o.LeapSmear > 48*time.Hour) {
 		return o, fieldErr("upstream.leap_smear", "%v is outside 1s–48h", o.LeapSmear)
 	}

@@ -41,22 +41,22 @@ func TestUpstreamHardeningConfig(t *testing.T) {
 	}
 }
 
-// TestUpstreamNoInterleaved: no_interleaved reaches upstream.Options;
+// TestUpstreamDisableInterleaved: disable_interleaved reaches upstream.Options;
 // interleaved mode is on by default.
-func TestUpstreamNoInterleaved(t *testing.T) {
+func TestUpstreamDisableInterleaved(t *testing.T) {
 	for _, c := range []struct {
 		json string
 		off  bool
 	}{
 		{`{"upstream": {"servers": ["a"]}}`, false},
-		{`{"upstream": {"servers": ["a"], "no_interleaved": true}}`, true},
+		{`{"upstream": {"servers": ["a"], "disable_interleaved": true}}`, true},
 	} {
 		cfg, err := Parse([]byte(c.json))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if o, err := cfg.Upstream.options(); err != nil || o.NoInterleaved != c.off {
-			t.Fatalf("%s: NoInterleaved %v, %v; want %v", c.json, o.NoInterleaved, err, c.off)
+		if o, err := cfg.Upstream.options(); err != nil || o.DisableInterleaved != c.off {
+			t.Fatalf("%s: DisableInterleaved %v, %v; want %v", c.json, o.DisableInterleaved, err, c.off)
 		}
 	}
 }
