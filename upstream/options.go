@@ -57,8 +57,8 @@ type Options struct {
 	// end of its burst) before synchronising on it; without, it
 	// synchronises on the first samples of a majority.
 	NoIBurst bool
-	// DisableInterleaved turns off interleaved mode. With it on (the zero
-	// value), each request after a usable reply asks the server for
+	// DisableInterleaved turns off interleaved mode. Unless it is set,
+	// each request after a usable reply asks the server for
 	// interleaved mode (draft-ietf-ntp-interleaved-modes, as chrony
 	// serves it, and ntpkit's server): a server that supports it sends
 	// in its next reply when its previous reply really left, so the
