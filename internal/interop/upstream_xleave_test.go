@@ -239,6 +239,7 @@ func TestDisciplinerInterleavedWithOurServer(t *testing.T) {
 				return
 			}
 			checkInterleaved(t, s)
+			t.Logf("%s: %d of %d samples interleaved, last offset %v, delay %v", host, s.InterleavedSamples, s.Samples, s.Offset, s.Delay)
 		})
 	}
 }
