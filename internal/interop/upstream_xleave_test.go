@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -86,7 +87,7 @@ func TestDisciplinerInterleavedWithChronyd(t *testing.T) {
 				}
 			}()
 			checkInterleaved(t, s)
-			t.Logf("%s: %d of %d samples interleaved, last offset %v, delay %v", host, s.InterleavedSamples, s.Samples, s.Offset, s.Delay)
+			t.Logf("%s: %d of %d samples interleaved; median |offset| of the next 8 samples %v", host, s.InterleavedSamples, s.Samples, medianOffset(t, d, 8))
 		})
 	}
 	t.Run("off", func(t *testing.T) {
@@ -95,7 +96,31 @@ func TestDisciplinerInterleavedWithChronyd(t *testing.T) {
 		if s.InterleavedSamples != 0 || s.Interleaved {
 			t.Fatalf("interleaved mode off, yet %d interleaved samples", s.InterleavedSamples)
 		}
+		// For the record: the offsets of basic samples on loopback, to
+		// compare with the interleaved ones logged above.
+		t.Logf("basic: median |offset| of the next 8 samples %v", medianOffset(t, d, 8))
 	})
+}
+
+// medianOffset returns the median |offset| of the next n samples of d's
+// only source.
+func medianOffset(t *testing.T, d *upstream.Discipliner, n int) time.Duration {
+	t.Helper()
+	var offs []time.Duration
+	last := d.Status().Sources[0].Samples
+	deadline := time.Now().Add(30 * time.Second)
+	for len(offs) < n && time.Now().Before(deadline) {
+		if s := d.Status().Sources[0]; s.Samples != last {
+			last = s.Samples
+			offs = append(offs, s.Offset.Abs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(offs) == 0 {
+		t.Fatal("no samples in 30 s")
+	}
+	slices.Sort(offs)
+	return offs[len(offs)/2]
 }
 
 // runXleaveDiscipliner runs a Discipliner polling every 500 ms with o's
