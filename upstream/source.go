@@ -592,9 +592,16 @@ func (d *Discipliner) queryDoneLocked(ctx context.Context, s *source, out outcom
 }
 
 // predictLocked returns the offset of the raw clock (seconds) that the
-// software clock applies at raw time at: what a sample should show.
+// software clock applies at raw time at: what a sample should show. A
+// sample from before the last update (an interleaved one is a poll old)
+// is predicted by the frequency alone: the slew of the current
+// correction had not started then.
 func (d *Discipliner) predictLocked(at time.Duration) float64 {
-	return d.snap.Load().corr(at) / 1e9
+	s := d.snap.Load()
+	if at < s.e0 {
+		return (s.c0 + s.freq*float64(at-s.e0)) / 1e9
+	}
+	return s.corr(at) / 1e9
 }
 
 // handleLocked applies the outcome of a query to s: reachability, poll

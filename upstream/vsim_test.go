@@ -702,19 +702,22 @@ func TestVSimInterleaved(t *testing.T) {
 	// clock filter prefers the replies whose sends were quick: basic
 	// mode's bias is about half the quickest sends (at least Base/2 =
 	// 5 µs; the tail costs RMS and delay). Interleaved mode must remove
-	// it: its mean error within a fifth of basic mode's, its RMS within
-	// a third. Measured: basic -11.2 µs mean, 11.3 µs RMS; interleaved
-	// -0.2 µs and 1.0 µs (LAN, loaded sends).
+	// it: on the LAN its mean error within a fifth of basic mode's and
+	// its RMS within a third; over the internet, where 0.5 ms of leg
+	// jitter leaves a few µs of noise in a day's mean, within a third.
+	// Measured: basic -11.2 µs mean, 11.3 µs RMS; interleaved -0.0 µs
+	// and 1.0 µs (LAN); internet -30.0/41.0 µs against -5.4/29.2 µs.
 	for _, name := range []string{"LAN, loaded sends", "LAN, loaded sends, loss 30%", "LAN, loaded sends, +100ppm", "internet, loaded sends"} {
 		pr := res[name]
+		lan := strings.HasPrefix(name, "LAN")
 		if pr.basic.Mean > -vLoaded.Base/2 {
 			t.Errorf("%s: basic mode's mean error %v, want the send latency's bias (below %v)", name, pr.basic.Mean, -vLoaded.Base/2)
 		}
-		if pr.xl.Mean.Abs() > pr.basic.Mean.Abs()/5 {
-			t.Errorf("%s: interleaved mean error %v, basic %v: want within 1/5", name, pr.xl.Mean, pr.basic.Mean)
+		if lan && pr.xl.Mean.Abs() > pr.basic.Mean.Abs()/5 || pr.xl.Mean.Abs() > pr.basic.Mean.Abs()/3 {
+			t.Errorf("%s: interleaved mean error %v, basic %v: want it removed", name, pr.xl.Mean, pr.basic.Mean)
 		}
-		if !strings.HasPrefix(name, "internet") && pr.xl.RMS > pr.basic.RMS/3 {
-			t.Errorf("%s: interleaved RMS %v, basic %v: want within 1/3", name, pr.xl.RMS, pr.basic.RMS)
+		if lan && pr.xl.RMS > pr.basic.RMS/3 || pr.xl.RMS > pr.basic.RMS {
+			t.Errorf("%s: interleaved RMS %v, basic %v: want smaller", name, pr.xl.RMS, pr.basic.RMS)
 		}
 	}
 	// Without kernel stamps our own send's latency is an error too, of
