@@ -99,6 +99,16 @@ const (
 	outNoSample
 )
 
+var outcomeNames = [...]string{"sample", "timeout", "rejected", "kiss-rate", "kiss-deny", "nts-rekey", "nts-ke-failed", "no-sample"}
+
+// String names the outcome, for logs.
+func (o outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return "unknown"
+}
+
 // runSource polls s until ctx ends or s is retired, re-dialing when s's
 // address changes.
 func (d *Discipliner) runSource(ctx context.Context, s *source) {
@@ -353,7 +363,7 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 		xlAsked := xl.sent != 0
 		out, pkt, smp := d.judge(s, &p, t1, t4, q.own, interleaved)
 		xl.done(out, &p, t1, t4, interleaved)
-		d.log.Debug("upstream: reply", "addr", s.addr.String(), "outcome", int(out), "asked_interleaved", xlAsked, "interleaved", interleaved, "kernel_tx", kernelTx, "offset", smp.offset, "delay", smp.delay)
+		d.log.Debug("upstream: reply", "addr", s.addr.String(), "outcome", out.String(), "asked_interleaved", xlAsked, "interleaved", interleaved, "kernel_tx", kernelTx, "offset", smp.offset, "delay", smp.delay)
 		return out, pkt, smp
 	}
 }
