@@ -79,6 +79,9 @@ type Scratch struct {
 	ctr [BlockSize]byte // CTR counter block
 	ks  [BlockSize]byte // CTR key stream block
 	n   int             // bytes pending in buf
+
+	lanes [maxLanes]lane      // S2V's CMAC chains
+	tail  [2 * BlockSize]byte // the end of S2V's final component, XORed with D
 }
 
 // digest is a streaming CMAC computation in a Scratch. It holds back the

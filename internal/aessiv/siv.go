@@ -4,8 +4,10 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 )
 
 // ErrOpen is returned when a ciphertext fails authentication.
@@ -117,41 +119,156 @@ func (s *SIV) openVector(sc *Scratch, dst, ciphertext []byte, ads ...[]byte) ([]
 }
 
 // s2v is the S2V PRF of RFC 5297 §2.4 over ads followed by last.
+//
+// AES on this path is bound by latency, not throughput: each CMAC is a
+// chain in which every block waits for the one before. The CMACs of the
+// associated data components do not depend on each other, nor do the
+// whole blocks of last that precede its final 16 bytes (the only bytes
+// D is XORed into), so s2v runs those chains side by side, one block of
+// each in turn, and the CPU overlaps their AES rounds. Only the tail of
+// last waits for D.
 func (s *SIV) s2v(sc *Scratch, last []byte, ads [][]byte) [BlockSize]byte {
 	d := s.d0
-	for _, a := range ads {
-		m := s.mac.SumScratch(sc, a)
-		d = dbl(d)
-		xor16(d[:], d[:], m[:])
-	}
-	dg := digest{c: &s.mac, s: sc}
-	dg.reset()
+	c := &s.mac
+	// The prefix of last that D does not touch: whole blocks before
+	// the final 16 bytes, never CMAC's final block.
+	pre := 0
 	if len(last) >= BlockSize {
-		// T = last xorend D
-		n := len(last) - BlockSize
-		dg.write(last[:n])
-		var end [BlockSize]byte
-		xor16(end[:], last[n:], d[:])
-		dg.write(end[:])
+		pre = (len(last) - BlockSize) / BlockSize * BlockSize
+	}
+	// The lanes' states live in sc (crypto/aes moves what it encrypts to
+	// the heap); the messages they read stay in msgs, on the stack, so
+	// that callers' buffers do not escape.
+	var msgs [maxLanes][]byte
+	msgs[0] = last[:pre] // lane 0: the prefix, no final block
+	sc.lanes[0] = lane{}
+	lo, n := 0, 1 // the lanes to run: lo is 1 once the prefix is done
+	for {
+		for ; len(ads) > 0 && n < maxLanes; n++ {
+			msgs[n] = c.adLane(&sc.lanes[n], ads[0])
+			ads = ads[1:]
+		}
+		c.runLanes(sc.lanes[lo:n], msgs[lo:n])
+		for i := 1; i < n; i++ {
+			d = dbl(d)
+			xor16(d[:], d[:], sc.lanes[i].x[:])
+		}
+		if len(ads) == 0 {
+			break
+		}
+		// More components than lanes (not NTS's case): the next group
+		// runs in the lanes after the prefix's.
+		lo, n = 1, 1
+	}
+	x := &sc.lanes[0].x // CBC state after the prefix of last
+	if len(last) >= BlockSize {
+		// T = last xorend D; what is left after the prefix is 16 to 31
+		// bytes, its last 16 XORed with D.
+		t := sc.tail[:len(last)-pre]
+		copy(t, last[pre:])
+		e := t[len(t)-BlockSize:]
+		xor16(e, e, d[:])
+		if len(t) > BlockSize {
+			xor16(x[:], x[:], t[:BlockSize])
+			c.block.Encrypt(x[:], x[:])
+			t = t[BlockSize:]
+		}
+		// t now holds the final block, whole when it is 16 bytes.
+		var fin [BlockSize]byte
+		if len(t) == BlockSize {
+			xor16(fin[:], t, c.k1[:])
+		} else {
+			copy(fin[:], t)
+			fin[len(t)] = 0x80
+			xor16(fin[:], fin[:], c.k2[:])
+		}
+		xor16(x[:], x[:], fin[:])
 	} else {
-		// T = dbl(D) xor pad(last)
+		// T = dbl(D) xor pad(last), one whole block: CMAC(T) = E(T xor K1)
 		t := dbl(d)
 		var p [BlockSize]byte
 		copy(p[:], last)
 		p[len(last)] = 0x80
 		xor16(t[:], t[:], p[:])
-		dg.write(t[:])
+		xor16(x[:], t[:], c.k1[:])
 	}
-	return dg.sum()
+	c.block.Encrypt(x[:], x[:])
+	v := *x
+	clear(sc.lanes[:])
+	clear(sc.tail[:])
+	return v
+}
+
+// maxLanes is how many CMAC chains s2v runs side by side: the prefix of
+// the final component and up to three associated data components (NTS
+// uses two: the AD and the nonce).
+const maxLanes = 4
+
+// lane is the state of one CMAC chain in progress: after the whole
+// blocks of its message, if end is set, the final block fin (already
+// padded and XORed with K1 or K2) is still to be absorbed.
+type lane struct {
+	x   [BlockSize]byte // CBC state; the tag once the lane is done
+	fin [BlockSize]byte
+	end bool
+}
+
+// adLane sets l up for the CMAC of m and returns the whole blocks of m
+// the lane reads before fin.
+func (c *CMAC) adLane(l *lane, m []byte) []byte {
+	clear(l.x[:])
+	l.end = true
+	if n := len(m); n > 0 && n%BlockSize == 0 {
+		xor16(l.fin[:], m[n-BlockSize:], c.k1[:])
+		return m[:n-BlockSize]
+	}
+	full := len(m) / BlockSize * BlockSize
+	clear(l.fin[:])
+	k := copy(l.fin[:], m[full:])
+	l.fin[k] = 0x80
+	xor16(l.fin[:], l.fin[:], c.k2[:])
+	return m[:full]
+}
+
+// runLanes runs the chains of ls, reading msgs, to their ends: one block
+// of each lane in turn, so that independent AES computations are in
+// flight together. Which lanes are busy depends only on lengths, never
+// on data.
+func (c *CMAC) runLanes(ls []lane, msgs [][]byte) {
+	msgs = msgs[:len(ls)]
+	var off [maxLanes]int // reslicing msgs in place would move them to the heap
+	for {
+		busy := false
+		for i := range ls {
+			l := &ls[i]
+			switch m := msgs[i][off[i]:]; {
+			case len(m) >= BlockSize:
+				xor16(l.x[:], l.x[:], m[:BlockSize])
+				off[i] += BlockSize
+			case l.end:
+				xor16(l.x[:], l.x[:], l.fin[:])
+				l.end = false
+			default:
+				continue
+			}
+			c.block.Encrypt(l.x[:], l.x[:])
+			busy = true
+		}
+		if !busy {
+			return
+		}
+	}
 }
 
 // xorCTR writes src XOR the AES-CTR keystream started at Q (V with bits 31
-// and 63 cleared) into dst.
+// and 63 cleared) into dst. The counter blocks are independent, so the
+// CPU overlaps their encryptions.
 func (s *SIV) xorCTR(sc *Scratch, dst, src []byte, v [BlockSize]byte) {
-	sc.ctr = v
-	sc.ctr[8] &= 0x7f
-	sc.ctr[12] &= 0x7f
+	hi := binary.BigEndian.Uint64(v[:8])
+	lo := binary.BigEndian.Uint64(v[8:]) &^ (1<<63 | 1<<31)
 	for len(src) > 0 {
+		binary.BigEndian.PutUint64(sc.ctr[:8], hi)
+		binary.BigEndian.PutUint64(sc.ctr[8:], lo)
 		s.ctr.Encrypt(sc.ks[:], sc.ctr[:])
 		var n int
 		if len(src) >= BlockSize && len(dst) >= BlockSize {
@@ -161,12 +278,9 @@ func (s *SIV) xorCTR(sc *Scratch, dst, src []byte, v [BlockSize]byte) {
 			n = subtle.XORBytes(dst, src, sc.ks[:])
 		}
 		dst, src = dst[n:], src[n:]
-		for i := BlockSize - 1; i >= 0; i-- {
-			sc.ctr[i]++
-			if sc.ctr[i] != 0 {
-				break
-			}
-		}
+		var carry uint64
+		lo, carry = bits.Add64(lo, 1, 0)
+		hi += carry
 	}
 	clear(sc.ks[:])
 }
