@@ -90,7 +90,11 @@ func (s *SIV) SealVector(dst, plaintext []byte, ads ...[]byte) []byte {
 }
 
 func (s *SIV) sealVector(sc *Scratch, dst, plaintext []byte, ads ...[]byte) []byte {
-	v := s.s2v(sc, plaintext, ads)
+	return s.seal(sc, nil, nil, dst, plaintext, ads)
+}
+
+func (s *SIV) seal(sc *Scratch, h *Head, pre *Prefix, dst, plaintext []byte, ads [][]byte) []byte {
+	v := s.s2v(sc, h, pre, plaintext, ads)
 	ret, out := grow(dst, Overhead+len(plaintext))
 	copy(out, v[:])
 	s.xorCTR(sc, out[Overhead:], plaintext, v)
@@ -103,6 +107,10 @@ func (s *SIV) OpenVector(dst, ciphertext []byte, ads ...[]byte) ([]byte, error) 
 }
 
 func (s *SIV) openVector(sc *Scratch, dst, ciphertext []byte, ads ...[]byte) ([]byte, error) {
+	return s.open(sc, nil, dst, ciphertext, ads)
+}
+
+func (s *SIV) open(sc *Scratch, h *Head, dst, ciphertext []byte, ads [][]byte) ([]byte, error) {
 	if len(ciphertext) < Overhead {
 		return nil, ErrOpen
 	}
@@ -110,7 +118,7 @@ func (s *SIV) openVector(sc *Scratch, dst, ciphertext []byte, ads ...[]byte) ([]
 	copy(v[:], ciphertext[:Overhead])
 	ret, out := grow(dst, len(ciphertext)-Overhead)
 	s.xorCTR(sc, out, ciphertext[Overhead:], v)
-	t := s.s2v(sc, out, ads)
+	t := s.s2v(sc, h, nil, out, ads)
 	if subtle.ConstantTimeCompare(t[:], v[:]) != 1 {
 		clear(out)
 		return nil, ErrOpen
@@ -118,7 +126,81 @@ func (s *SIV) openVector(sc *Scratch, dst, ciphertext []byte, ads ...[]byte) ([]
 	return ret, nil
 }
 
-// s2v is the S2V PRF of RFC 5297 §2.4 over ads followed by last.
+// Head is S2V's state after associated data components that lead many
+// messages: NTS cookies, for one, all start with the key ID of the
+// master key that seals them. SealHeadScratch and OpenHeadScratch start
+// from a Head instead of computing those components' CMACs again. A Head
+// belongs to the SIV that made it and is secret like its key.
+type Head struct{ d [BlockSize]byte }
+
+// Head returns the S2V state after the associated data components ads.
+// It allocates its working memory.
+func (s *SIV) Head(ads ...[]byte) Head {
+	var h Head
+	h.d = s.d0
+	sc := new(Scratch)
+	for _, a := range ads {
+		m := s.mac.SumScratch(sc, a)
+		h.d = dbl(h.d)
+		xor16(h.d[:], h.d[:], m[:])
+	}
+	return h
+}
+
+// Prefix is the CMAC state of a plaintext after its leading whole
+// blocks, those S2V's D is never XORed into (all but the last 16 to 31
+// bytes). A server sealing the same plaintext under fresh nonces again
+// and again (NTS cookies for one client) computes it once. It belongs to
+// the SIV that made it and is secret like the plaintext.
+type Prefix struct {
+	x [BlockSize]byte
+	n int // the bytes of plaintext it covers
+}
+
+// Prefix returns plaintext's Prefix, working in sc.
+func (s *SIV) Prefix(sc *Scratch, plaintext []byte) Prefix {
+	n := prefixLen(plaintext)
+	var msgs [maxLanes][]byte
+	msgs[0] = plaintext[:n]
+	sc.lanes[0] = lane{}
+	s.mac.runLanes(sc.lanes[:1], msgs[:1])
+	p := Prefix{x: sc.lanes[0].x, n: n}
+	sc.lanes[0] = lane{}
+	return p
+}
+
+// prefixLen is how many bytes of S2V's final component precede the
+// block D is first XORed into.
+func prefixLen(last []byte) int {
+	if len(last) < BlockSize {
+		return 0
+	}
+	return (len(last) - BlockSize) / BlockSize * BlockSize
+}
+
+// SealHeadScratch is SealScratch for the associated data components h
+// was made from followed by nonce (left out when empty). pre, when not
+// nil, must be the Prefix of this same plaintext; it is not checked
+// beyond its length.
+func (s *SIV) SealHeadScratch(sc *Scratch, h *Head, pre *Prefix, dst, nonce, plaintext []byte) []byte {
+	if len(nonce) == 0 {
+		return s.seal(sc, h, pre, dst, plaintext, nil)
+	}
+	return s.seal(sc, h, pre, dst, plaintext, [][]byte{nonce})
+}
+
+// OpenHeadScratch is OpenScratch for the associated data components h
+// was made from followed by nonce (left out when empty).
+func (s *SIV) OpenHeadScratch(sc *Scratch, h *Head, dst, nonce, ciphertext []byte) ([]byte, error) {
+	if len(nonce) == 0 {
+		return s.open(sc, h, dst, ciphertext, nil)
+	}
+	return s.open(sc, h, dst, ciphertext, [][]byte{nonce})
+}
+
+// s2v is the S2V PRF of RFC 5297 §2.4 over ads followed by last, started
+// from h (the state after earlier components) when it is not nil and
+// with pre standing for last's leading blocks when it covers them.
 //
 // AES on this path is bound by latency, not throughput: each CMAC is a
 // chain in which every block waits for the one before. The CMACs of the
@@ -127,21 +209,25 @@ func (s *SIV) openVector(sc *Scratch, dst, ciphertext []byte, ads ...[]byte) ([]
 // D is XORed into), so s2v runs those chains side by side, one block of
 // each in turn, and the CPU overlaps their AES rounds. Only the tail of
 // last waits for D.
-func (s *SIV) s2v(sc *Scratch, last []byte, ads [][]byte) [BlockSize]byte {
+func (s *SIV) s2v(sc *Scratch, h *Head, p *Prefix, last []byte, ads [][]byte) [BlockSize]byte {
 	d := s.d0
+	if h != nil {
+		d = h.d
+	}
 	c := &s.mac
 	// The prefix of last that D does not touch: whole blocks before
 	// the final 16 bytes, never CMAC's final block.
-	pre := 0
-	if len(last) >= BlockSize {
-		pre = (len(last) - BlockSize) / BlockSize * BlockSize
-	}
+	pre := prefixLen(last)
 	// The lanes' states live in sc (crypto/aes moves what it encrypts to
 	// the heap); the messages they read stay in msgs, on the stack, so
 	// that callers' buffers do not escape.
 	var msgs [maxLanes][]byte
-	msgs[0] = last[:pre] // lane 0: the prefix, no final block
 	sc.lanes[0] = lane{}
+	if p != nil && p.n == pre {
+		sc.lanes[0].x = p.x
+	} else {
+		msgs[0] = last[:pre] // lane 0: the prefix, no final block
+	}
 	lo, n := 0, 1 // the lanes to run: lo is 1 once the prefix is done
 	for {
 		for ; len(ads) > 0 && n < maxLanes; n++ {

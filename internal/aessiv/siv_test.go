@@ -350,3 +350,50 @@ func BenchmarkNTSShapes(b *testing.B) {
 		})
 	}
 }
+
+// TestHeadAndPrefix checks that sealing and opening from a Head, with
+// and without the plaintext's Prefix, gives what Seal and Open give with
+// the whole associated data, for plaintexts of every length up to four
+// blocks; that a Prefix of the wrong length is ignored; and that none of
+// it allocates.
+func TestHeadAndPrefix(t *testing.T) {
+	s, _ := New(bytes.Repeat([]byte{0x5a}, 32))
+	keyID, nonce := []byte{0, 0, 0x4e, 0x21}, []byte("0123456789abcdef")
+	h := s.Head(keyID)
+	var sc Scratch
+	buf := make([]byte, 0, 256)
+	for n := 0; n <= 4*BlockSize+1; n++ {
+		pt := make([]byte, n)
+		for i := range pt {
+			pt[i] = byte(i*31 + n)
+		}
+		want := s.Seal(nil, nonce, pt, keyID)
+		pre := s.Prefix(&sc, pt)
+		wrong := s.Prefix(&sc, make([]byte, n+BlockSize)) // covers a block more
+		for _, p := range []*Prefix{nil, &pre, &wrong} {
+			got := s.SealHeadScratch(&sc, &h, p, buf[:0], nonce, pt)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("n=%d prefix %v: SealHeadScratch %x, Seal %x", n, p != nil, got, want)
+			}
+		}
+		back, err := s.OpenHeadScratch(&sc, &h, buf[:0], nonce, want)
+		if err != nil || !bytes.Equal(back, pt) {
+			t.Fatalf("n=%d: OpenHeadScratch = %x, %v", n, back, err)
+		}
+		other := s.Head([]byte{0, 0, 0x4e, 0x22})
+		if _, err := s.OpenHeadScratch(&sc, &other, buf[:0], nonce, want); !errors.Is(err, ErrOpen) {
+			t.Fatalf("n=%d: opened under another key ID's Head: %v", n, err)
+		}
+	}
+	pt := make([]byte, 68)
+	pre := s.Prefix(&sc, pt)
+	allocs := testing.AllocsPerRun(100, func() {
+		ct := s.SealHeadScratch(&sc, &h, &pre, buf[:0], nonce, pt)
+		if _, err := s.OpenHeadScratch(&sc, &h, buf[len(ct):len(ct)], nonce, ct); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("SealHeadScratch+OpenHeadScratch allocate %v times, want 0", allocs)
+	}
+}

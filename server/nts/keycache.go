@@ -13,10 +13,34 @@ import (
 // each (four expanded AES keys), so 2 MiB in all.
 const keyCacheSlots = 1024
 
-// clientKeys holds the AEADs for one client's C2S and S2C keys.
+// clientKeys holds the AEADs for one client's C2S and S2C keys, and the
+// part of its cookies' S2V that depends only on those keys.
 type clientKeys struct {
 	keys     [2 * ntske.KeyLen]byte // C2S || S2C
 	c2s, s2c *aessiv.SIV
+	// cookie is the Prefix of this client's cookie plaintext under one
+	// master key: first, made with the entry, until the key rotates.
+	cookie atomic.Pointer[cookiePrefix]
+	first  cookiePrefix
+}
+
+// cookiePrefix is the Prefix of a cookie plaintext under master key key.
+type cookiePrefix struct {
+	key *epochKey
+	pre aessiv.Prefix
+}
+
+// cookiePrefix returns the Prefix of e's cookie plaintext pt under ek,
+// computing it (and allocating) only when ek is not the key e's last
+// cookies were sealed with. The cookiePrefix values are never changed
+// once published, so concurrent requests from one client are safe.
+func (e *clientKeys) cookiePrefix(sc *aessiv.Scratch, ek *epochKey, pt []byte) *aessiv.Prefix {
+	cp := e.cookie.Load()
+	if cp == nil || cp.key != ek {
+		cp = &cookiePrefix{key: ek, pre: ek.siv.Prefix(sc, pt)}
+		e.cookie.Store(cp)
+	}
+	return &cp.pre
 }
 
 // keyCache keeps the AEADs of recently seen clients. An NTS client
@@ -38,8 +62,8 @@ func newKeyCache() *keyCache {
 }
 
 // get returns the AEADs for c2s and s2c, building and caching them when
-// they are not cached.
-func (c *keyCache) get(c2s, s2c []byte) (*clientKeys, error) {
+// they are not cached, with the cookie Prefix under ks's sealing key.
+func (c *keyCache) get(sc *aessiv.Scratch, ks *KeyStore, c2s, s2c []byte) (*clientKeys, error) {
 	var h maphash.Hash
 	h.SetSeed(c.seed)
 	h.Write(c2s)
@@ -58,6 +82,12 @@ func (c *keyCache) get(c2s, s2c []byte) (*clientKeys, error) {
 	}
 	if e.s2c, err = aessiv.New(s2c); err != nil {
 		return nil, err
+	}
+	if ek, err := ks.sealKey(); err == nil {
+		pt := cookiePlain(c2s, s2c)
+		e.first = cookiePrefix{key: ek, pre: ek.siv.Prefix(sc, pt[:])}
+		clear(pt[:])
+		e.cookie.Store(&e.first)
 	}
 	slot.Store(e)
 	return e, nil

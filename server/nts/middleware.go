@@ -185,7 +185,7 @@ func (m *Middleware) serve(next server.Handler, w server.ResponseWriter, r *serv
 		m.stats.malformed.Add(1)
 		return
 	}
-	ck, err := m.cache.get(c2s, s2c)
+	ck, err := m.cache.get(&x.sc, m.keys, c2s, s2c)
 	if err != nil {
 		m.stats.authFailures.Add(1)
 		return
@@ -305,7 +305,7 @@ func (x *authExchange) seal(pkt []byte, cookies bool) ([]byte, error) {
 			n--
 		}
 	}
-	pt, err := x.m.keys.sealCookies(&x.sc, x.rnd, x.buf[:0], x.c2s, x.s2c, n, true)
+	pt, err := x.m.keys.sealCookies(&x.sc, x.rnd, x.buf[:0], x.c2s, x.s2c, n, true, x.ck)
 	if err != nil {
 		return nil, err
 	}
