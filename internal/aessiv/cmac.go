@@ -136,13 +136,14 @@ func xor16(dst, a, b []byte) {
 	binary.LittleEndian.PutUint64(dst[8:], binary.LittleEndian.Uint64(a[8:])^binary.LittleEndian.Uint64(b[8:]))
 }
 
-// dbl multiplies b by x in GF(2^128) (RFC 5297 §2.3).
+// dbl multiplies b by x in GF(2^128) (RFC 5297 §2.3), in constant time:
+// the reduction is masked in, not branched on.
 func dbl(b [BlockSize]byte) [BlockSize]byte {
+	hi := binary.BigEndian.Uint64(b[:8])
+	lo := binary.BigEndian.Uint64(b[8:])
+	carry := hi >> 63
 	var out [BlockSize]byte
-	carry := b[0] >> 7
-	for i := 0; i < BlockSize-1; i++ {
-		out[i] = b[i]<<1 | b[i+1]>>7
-	}
-	out[BlockSize-1] = b[BlockSize-1]<<1 ^ (0x87 * carry)
+	binary.BigEndian.PutUint64(out[:8], hi<<1|lo>>63)
+	binary.BigEndian.PutUint64(out[8:], lo<<1^(0x87&-carry))
 	return out
 }

@@ -397,3 +397,32 @@ func TestHeadAndPrefix(t *testing.T) {
 		t.Fatalf("SealHeadScratch+OpenHeadScratch allocate %v times, want 0", allocs)
 	}
 }
+
+// TestDbl checks dbl against the RFC 5297 §2.3 definition, a shift left
+// by one bit with 0x87 XORed into the last byte when the top bit falls
+// out, done bit by bit.
+func TestDbl(t *testing.T) {
+	rnd := mrand.New(mrand.NewPCG(3, 4))
+	for i := range 1000 {
+		var b [BlockSize]byte
+		for j := range b {
+			b[j] = byte(rnd.Uint32())
+		}
+		if i%2 == 0 {
+			b[0] |= 0x80
+		}
+		var want [BlockSize]byte
+		for j := range BlockSize {
+			want[j] = b[j] << 1
+			if j+1 < BlockSize {
+				want[j] |= b[j+1] >> 7
+			}
+		}
+		if b[0]&0x80 != 0 {
+			want[BlockSize-1] ^= 0x87
+		}
+		if got := dbl(b); got != want {
+			t.Fatalf("dbl(%x) = %x, want %x", b, got, want)
+		}
+	}
+}
