@@ -73,16 +73,19 @@ func (c *CMAC) Verify(msg, tag []byte) bool {
 // lets the *Scratch methods run without allocating. The zero value is
 // ready to use; a Scratch must not be used by two goroutines at once.
 type Scratch struct {
-	x   [BlockSize]byte // CBC state
-	buf [BlockSize]byte // pending bytes, at most a whole block
-	out [BlockSize]byte // the final CMAC block
-	ctr [BlockSize]byte // CTR counter block
-	ks  [BlockSize]byte // CTR key stream block
-	n   int             // bytes pending in buf
+	x   [BlockSize]byte             // CBC state
+	buf [BlockSize]byte             // pending bytes, at most a whole block
+	out [BlockSize]byte             // the final CMAC block
+	ks  [ctrBlocks * BlockSize]byte // CTR key stream
+	n   int                         // bytes pending in buf
 
 	lanes [maxLanes]lane      // S2V's CMAC chains
 	tail  [2 * BlockSize]byte // the end of S2V's final component, XORed with D
 }
+
+// ctrBlocks is how many blocks of CTR keystream are made at a time: an
+// NTS reply's seven, and few enough that Scratch stays small.
+const ctrBlocks = 8
 
 // digest is a streaming CMAC computation in a Scratch. It holds back the
 // last block, which CMAC treats specially, until sum.

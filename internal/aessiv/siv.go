@@ -347,26 +347,26 @@ func (c *CMAC) runLanes(ls []lane, msgs [][]byte) {
 }
 
 // xorCTR writes src XOR the AES-CTR keystream started at Q (V with bits 31
-// and 63 cleared) into dst. The counter blocks are independent, so the
-// CPU overlaps their encryptions.
+// and 63 cleared) into dst. It makes the keystream for up to ctrBlocks
+// blocks at a time, each counter block encrypted in place in its own
+// memory, so that nothing ties one encryption to the next and the CPU
+// overlaps them, then XORs it in with one call.
 func (s *SIV) xorCTR(sc *Scratch, dst, src []byte, v [BlockSize]byte) {
 	hi := binary.BigEndian.Uint64(v[:8])
 	lo := binary.BigEndian.Uint64(v[8:]) &^ (1<<63 | 1<<31)
 	for len(src) > 0 {
-		binary.BigEndian.PutUint64(sc.ctr[:8], hi)
-		binary.BigEndian.PutUint64(sc.ctr[8:], lo)
-		s.ctr.Encrypt(sc.ks[:], sc.ctr[:])
-		var n int
-		if len(src) >= BlockSize && len(dst) >= BlockSize {
-			xor16(dst, src, sc.ks[:])
-			n = BlockSize
-		} else {
-			n = subtle.XORBytes(dst, src, sc.ks[:])
+		ks := sc.ks[:min(len(src), len(sc.ks))]
+		for i := 0; i < len(ks); i += BlockSize {
+			b := sc.ks[i : i+BlockSize]
+			binary.BigEndian.PutUint64(b[:8], hi)
+			binary.BigEndian.PutUint64(b[8:], lo)
+			s.ctr.Encrypt(b, b)
+			var carry uint64
+			lo, carry = bits.Add64(lo, 1, 0)
+			hi += carry
 		}
+		n := subtle.XORBytes(dst, src, ks)
 		dst, src = dst[n:], src[n:]
-		var carry uint64
-		lo, carry = bits.Add64(lo, 1, 0)
-		hi += carry
 	}
 	clear(sc.ks[:])
 }

@@ -273,8 +273,12 @@ func TestS2VAgainstReference(t *testing.T) {
 		return b
 	}
 	var sc Scratch
+	lengths := []int{127, 128, 129, 300} // past one batch of CTR blocks
+	for n := 0; n <= 4*BlockSize+1; n++ {
+		lengths = append(lengths, n)
+	}
 	for nads := 0; nads <= 7; nads++ {
-		for n := 0; n <= 4*BlockSize+1; n++ {
+		for _, n := range lengths {
 			ads := make([][]byte, nads)
 			for i := range ads {
 				ads[i] = fill(rnd.IntN(3 * BlockSize))
