@@ -255,7 +255,7 @@ func (s *SIV) s2v(sc *Scratch, h *Head, p *Prefix, last []byte, ads [][]byte) [B
 		e := t[len(t)-BlockSize:]
 		xor16(e, e, d[:])
 		if len(t) > BlockSize {
-			xor16(x[:], x[:], t[:BlockSize])
+			subtle.XORBytes(x[:], x[:], t[:BlockSize])
 			c.block.Encrypt(x[:], x[:])
 			t = t[BlockSize:]
 		}
@@ -268,7 +268,7 @@ func (s *SIV) s2v(sc *Scratch, h *Head, p *Prefix, last []byte, ads [][]byte) [B
 			fin[len(t)] = 0x80
 			xor16(fin[:], fin[:], c.k2[:])
 		}
-		xor16(x[:], x[:], fin[:])
+		subtle.XORBytes(x[:], x[:], fin[:])
 	} else {
 		// T = dbl(D) xor pad(last), one whole block: CMAC(T) = E(T xor K1)
 		t := dbl(d)
@@ -276,7 +276,7 @@ func (s *SIV) s2v(sc *Scratch, h *Head, p *Prefix, last []byte, ads [][]byte) [B
 		copy(p[:], last)
 		p[len(last)] = 0x80
 		xor16(t[:], t[:], p[:])
-		xor16(x[:], t[:], c.k1[:])
+		subtle.XORBytes(x[:], t[:], c.k1[:])
 	}
 	c.block.Encrypt(x[:], x[:])
 	v := *x
@@ -327,12 +327,15 @@ func (c *CMAC) runLanes(ls []lane, msgs [][]byte) {
 		busy := false
 		for i := range ls {
 			l := &ls[i]
+			// subtle.XORBytes, not xor16: its one 16-byte store lets
+			// AES's 16-byte load of x be forwarded from it; after
+			// xor16's two 8-byte stores that load would stall.
 			switch m := msgs[i][off[i]:]; {
 			case len(m) >= BlockSize:
-				xor16(l.x[:], l.x[:], m[:BlockSize])
+				subtle.XORBytes(l.x[:], l.x[:], m[:BlockSize])
 				off[i] += BlockSize
 			case l.end:
-				xor16(l.x[:], l.x[:], l.fin[:])
+				subtle.XORBytes(l.x[:], l.x[:], l.fin[:])
 				l.end = false
 			default:
 				continue
