@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"hash/maphash"
 	"sync/atomic"
+	"time"
 
 	"github.com/ntpkit/ntpkit/internal/aessiv"
 	"github.com/ntpkit/ntpkit/internal/ntske"
@@ -62,8 +63,9 @@ func newKeyCache() *keyCache {
 }
 
 // get returns the AEADs for c2s and s2c, building and caching them when
-// they are not cached, with the cookie Prefix under ks's sealing key.
-func (c *keyCache) get(sc *aessiv.Scratch, ks *KeyStore, c2s, s2c []byte) (*clientKeys, error) {
+// they are not cached, with the cookie Prefix under ks's sealing key at
+// now.
+func (c *keyCache) get(sc *aessiv.Scratch, ks *KeyStore, now time.Time, c2s, s2c []byte) (*clientKeys, error) {
 	// The slot comes from the C2S key alone: it is the output of the
 	// TLS exporter, 32 random bytes, so it spreads clients as well as
 	// both keys would, for one hash call instead of a streaming hash.
@@ -83,7 +85,7 @@ func (c *keyCache) get(sc *aessiv.Scratch, ks *KeyStore, c2s, s2c []byte) (*clie
 	if e.s2c, err = aessiv.New(s2c); err != nil {
 		return nil, err
 	}
-	if ek, err := ks.sealKey(); err == nil {
+	if ek, err := ks.sealKey(now); err == nil {
 		pt := cookiePlain(c2s, s2c)
 		e.first = cookiePrefix{key: ek, pre: ek.siv.Prefix(sc, pt[:])}
 		clear(pt[:])

@@ -136,9 +136,8 @@ func (k *KeyStore) key(id uint32, now time.Time) *epochKey {
 	return e
 }
 
-// sealKey returns the master key that seals cookies now.
-func (k *KeyStore) sealKey() (*epochKey, error) {
-	now := k.clock.Now()
+// sealKey returns the master key that seals cookies at now.
+func (k *KeyStore) sealKey(now time.Time) (*epochKey, error) {
 	id := k.epoch(now)
 	if e := k.key(id, now); e != nil {
 		return e, nil
@@ -164,7 +163,7 @@ var ErrCookie = errors.New("nts: cookie cannot be decrypted")
 // SealCookie appends a cookie holding the C2S and S2C keys to dst, sealed
 // with the current master key.
 func (k *KeyStore) SealCookie(dst, c2s, s2c []byte) ([]byte, error) {
-	return k.sealCookies(new(aessiv.Scratch), rand.Reader, dst, c2s, s2c, 1, false, nil)
+	return k.sealCookies(new(aessiv.Scratch), rand.Reader, k.clock.Now(), dst, c2s, s2c, 1, false, nil)
 }
 
 // cookiePlain returns the plaintext of a cookie holding c2s and s2c, each
@@ -179,15 +178,15 @@ func cookiePlain(c2s, s2c []byte) [cookiePlainLen]byte {
 
 // sealCookies appends n cookies holding the C2S and S2C keys to dst,
 // each in a Cookie extension field when fields is set, looking the
-// master key up once, working in sc and reading nonces from rnd, a
+// master key for now up once, working in sc and reading nonces from rnd, a
 // cryptographically strong generator. With ck, the client's cached
 // keys, the part of the cookie's S2V that only depends on the keys is
 // taken from (or, once per master key, computed into) ck.
-func (k *KeyStore) sealCookies(sc *aessiv.Scratch, rnd io.Reader, dst, c2s, s2c []byte, n int, fields bool, ck *clientKeys) ([]byte, error) {
+func (k *KeyStore) sealCookies(sc *aessiv.Scratch, rnd io.Reader, now time.Time, dst, c2s, s2c []byte, n int, fields bool, ck *clientKeys) ([]byte, error) {
 	if len(c2s) != ntske.KeyLen || len(s2c) != ntske.KeyLen {
 		return nil, fmt.Errorf("nts: cookie keys are %d and %d bytes, want %d", len(c2s), len(s2c), ntske.KeyLen)
 	}
-	ek, err := k.sealKey()
+	ek, err := k.sealKey(now)
 	if err != nil {
 		return nil, err
 	}
@@ -220,16 +219,16 @@ func (k *KeyStore) sealCookies(sc *aessiv.Scratch, rnd io.Reader, dst, c2s, s2c 
 // OpenCookie opens a cookie made by SealCookie (here or on a server with
 // the same seed) and returns its keys.
 func (k *KeyStore) OpenCookie(cookie []byte) (c2s, s2c []byte, err error) {
-	return k.openCookie(new(aessiv.Scratch), make([]byte, 0, cookiePlainLen), cookie)
+	return k.openCookie(new(aessiv.Scratch), k.clock.Now(), make([]byte, 0, cookiePlainLen), cookie)
 }
 
-// openCookie is OpenCookie working in sc, with the keys decrypted into
-// buf, which needs room for cookiePlainLen bytes.
-func (k *KeyStore) openCookie(sc *aessiv.Scratch, buf, cookie []byte) (c2s, s2c []byte, err error) {
+// openCookie is OpenCookie at now working in sc, with the keys decrypted
+// into buf, which needs room for cookiePlainLen bytes.
+func (k *KeyStore) openCookie(sc *aessiv.Scratch, now time.Time, buf, cookie []byte) (c2s, s2c []byte, err error) {
 	if len(cookie) != CookieLen {
 		return nil, nil, ErrCookie
 	}
-	ek := k.key(binary.BigEndian.Uint32(cookie), k.clock.Now())
+	ek := k.key(binary.BigEndian.Uint32(cookie), now)
 	if ek == nil {
 		return nil, nil, ErrCookie
 	}
