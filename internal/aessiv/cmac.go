@@ -73,13 +73,19 @@ func (c *CMAC) Verify(msg, tag []byte) bool {
 // lets the *Scratch methods run without allocating. The zero value is
 // ready to use; a Scratch must not be used by two goroutines at once.
 type Scratch struct {
-	x   [BlockSize]byte // CBC state
-	buf [BlockSize]byte // pending bytes, at most a whole block
-	out [BlockSize]byte // the final CMAC block
-	ctr [BlockSize]byte // CTR counter block
-	ks  [BlockSize]byte // CTR key stream block
-	n   int             // bytes pending in buf
+	x   [BlockSize]byte             // CBC state
+	buf [BlockSize]byte             // pending bytes, at most a whole block
+	out [BlockSize]byte             // the final CMAC block
+	ks  [ctrBlocks * BlockSize]byte // CTR key stream
+	n   int                         // bytes pending in buf
+
+	lanes [maxLanes]lane      // S2V's CMAC chains
+	tail  [2 * BlockSize]byte // the end of S2V's final component, XORed with D
 }
+
+// ctrBlocks is how many blocks of CTR keystream are made at a time: an
+// NTS reply's seven, and few enough that Scratch stays small.
+const ctrBlocks = 8
 
 // digest is a streaming CMAC computation in a Scratch. It holds back the
 // last block, which CMAC treats specially, until sum.
@@ -98,7 +104,7 @@ func (d *digest) write(p []byte) {
 	for len(p) > 0 {
 		if s.n == BlockSize {
 			// The pending block is not the last one: fold it in.
-			xor16(s.x[:], s.x[:], s.buf[:])
+			subtle.XORBytes(s.x[:], s.x[:], s.buf[:])
 			d.c.block.Encrypt(s.x[:], s.x[:])
 			s.n = 0
 		}
@@ -118,7 +124,7 @@ func (d *digest) sum() [BlockSize]byte {
 		clear(last[s.n+1:])
 		xor16(last[:], last[:], d.c.k2[:])
 	}
-	xor16(s.out[:], s.x[:], last[:])
+	subtle.XORBytes(s.out[:], s.x[:], last[:])
 	d.c.block.Encrypt(s.out[:], s.out[:])
 	return s.out
 }
@@ -126,20 +132,24 @@ func (d *digest) sum() [BlockSize]byte {
 // xor16 sets dst to a XOR b for one block. crypto/subtle.XORBytes is
 // general (any length, overlap checks) and costs several times more for
 // the 16-byte blocks CMAC and S2V work on. Like it, xor16 takes the same
-// time whatever the data.
+// time whatever the data. A block AES is about to read is written with
+// subtle.XORBytes instead: its single 16-byte store lets the AES load be
+// forwarded from it, where xor16's two 8-byte stores make that load
+// stall until they retire.
 func xor16(dst, a, b []byte) {
 	_, _, _ = dst[BlockSize-1], a[BlockSize-1], b[BlockSize-1]
 	binary.LittleEndian.PutUint64(dst, binary.LittleEndian.Uint64(a)^binary.LittleEndian.Uint64(b))
 	binary.LittleEndian.PutUint64(dst[8:], binary.LittleEndian.Uint64(a[8:])^binary.LittleEndian.Uint64(b[8:]))
 }
 
-// dbl multiplies b by x in GF(2^128) (RFC 5297 §2.3).
+// dbl multiplies b by x in GF(2^128) (RFC 5297 §2.3), in constant time:
+// the reduction is masked in, not branched on.
 func dbl(b [BlockSize]byte) [BlockSize]byte {
+	hi := binary.BigEndian.Uint64(b[:8])
+	lo := binary.BigEndian.Uint64(b[8:])
+	carry := hi >> 63
 	var out [BlockSize]byte
-	carry := b[0] >> 7
-	for i := 0; i < BlockSize-1; i++ {
-		out[i] = b[i]<<1 | b[i+1]>>7
-	}
-	out[BlockSize-1] = b[BlockSize-1]<<1 ^ (0x87 * carry)
+	binary.BigEndian.PutUint64(out[:8], hi<<1|lo>>63)
+	binary.BigEndian.PutUint64(out[8:], lo<<1^(0x87&-carry))
 	return out
 }

@@ -4,8 +4,10 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/subtle"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 )
 
 // ErrOpen is returned when a ciphertext fails authentication.
@@ -88,7 +90,11 @@ func (s *SIV) SealVector(dst, plaintext []byte, ads ...[]byte) []byte {
 }
 
 func (s *SIV) sealVector(sc *Scratch, dst, plaintext []byte, ads ...[]byte) []byte {
-	v := s.s2v(sc, plaintext, ads)
+	return s.seal(sc, nil, nil, dst, plaintext, ads)
+}
+
+func (s *SIV) seal(sc *Scratch, h *Head, pre *Prefix, dst, plaintext []byte, ads [][]byte) []byte {
+	v := s.s2v(sc, h, pre, plaintext, ads)
 	ret, out := grow(dst, Overhead+len(plaintext))
 	copy(out, v[:])
 	s.xorCTR(sc, out[Overhead:], plaintext, v)
@@ -101,6 +107,10 @@ func (s *SIV) OpenVector(dst, ciphertext []byte, ads ...[]byte) ([]byte, error) 
 }
 
 func (s *SIV) openVector(sc *Scratch, dst, ciphertext []byte, ads ...[]byte) ([]byte, error) {
+	return s.open(sc, nil, dst, ciphertext, ads)
+}
+
+func (s *SIV) open(sc *Scratch, h *Head, dst, ciphertext []byte, ads [][]byte) ([]byte, error) {
 	if len(ciphertext) < Overhead {
 		return nil, ErrOpen
 	}
@@ -108,7 +118,7 @@ func (s *SIV) openVector(sc *Scratch, dst, ciphertext []byte, ads ...[]byte) ([]
 	copy(v[:], ciphertext[:Overhead])
 	ret, out := grow(dst, len(ciphertext)-Overhead)
 	s.xorCTR(sc, out, ciphertext[Overhead:], v)
-	t := s.s2v(sc, out, ads)
+	t := s.s2v(sc, h, nil, out, ads)
 	if subtle.ConstantTimeCompare(t[:], v[:]) != 1 {
 		clear(out)
 		return nil, ErrOpen
@@ -116,57 +126,256 @@ func (s *SIV) openVector(sc *Scratch, dst, ciphertext []byte, ads ...[]byte) ([]
 	return ret, nil
 }
 
-// s2v is the S2V PRF of RFC 5297 §2.4 over ads followed by last.
-func (s *SIV) s2v(sc *Scratch, last []byte, ads [][]byte) [BlockSize]byte {
-	d := s.d0
+// Head is S2V's state after associated data components that lead many
+// messages: NTS cookies, for one, all start with the key ID of the
+// master key that seals them. SealHeadScratch and OpenHeadScratch start
+// from a Head instead of computing those components' CMACs again. A Head
+// belongs to the SIV that made it and is secret like its key.
+type Head struct{ d [BlockSize]byte }
+
+// Head returns the S2V state after the associated data components ads.
+// It allocates its working memory.
+func (s *SIV) Head(ads ...[]byte) Head {
+	var h Head
+	h.d = s.d0
+	sc := new(Scratch)
 	for _, a := range ads {
 		m := s.mac.SumScratch(sc, a)
-		d = dbl(d)
-		xor16(d[:], d[:], m[:])
+		h.d = dbl(h.d)
+		xor16(h.d[:], h.d[:], m[:])
 	}
-	dg := digest{c: &s.mac, s: sc}
-	dg.reset()
-	if len(last) >= BlockSize {
-		// T = last xorend D
-		n := len(last) - BlockSize
-		dg.write(last[:n])
-		var end [BlockSize]byte
-		xor16(end[:], last[n:], d[:])
-		dg.write(end[:])
+	return h
+}
+
+// Prefix is the CMAC state of a plaintext after its leading whole
+// blocks, those S2V's D is never XORed into (all but the last 16 to 31
+// bytes). A server sealing the same plaintext under fresh nonces again
+// and again (NTS cookies for one client) computes it once. It belongs to
+// the SIV that made it and is secret like the plaintext.
+type Prefix struct {
+	x [BlockSize]byte
+	n int // the bytes of plaintext it covers
+}
+
+// Prefix returns plaintext's Prefix, working in sc.
+func (s *SIV) Prefix(sc *Scratch, plaintext []byte) Prefix {
+	n := prefixLen(plaintext)
+	var msgs [maxLanes][]byte
+	msgs[0] = plaintext[:n]
+	sc.lanes[0] = lane{}
+	s.mac.runLanes(sc.lanes[:1], msgs[:1])
+	p := Prefix{x: sc.lanes[0].x, n: n}
+	sc.lanes[0] = lane{}
+	return p
+}
+
+// prefixLen is how many bytes of S2V's final component precede the
+// block D is first XORed into.
+func prefixLen(last []byte) int {
+	if len(last) < BlockSize {
+		return 0
+	}
+	return (len(last) - BlockSize) / BlockSize * BlockSize
+}
+
+// SealHeadScratch is SealScratch for the associated data components h
+// was made from followed by nonce (left out when empty). pre, when not
+// nil, must be the Prefix of this same plaintext; it is not checked
+// beyond its length.
+func (s *SIV) SealHeadScratch(sc *Scratch, h *Head, pre *Prefix, dst, nonce, plaintext []byte) []byte {
+	if len(nonce) == 0 {
+		return s.seal(sc, h, pre, dst, plaintext, nil)
+	}
+	return s.seal(sc, h, pre, dst, plaintext, [][]byte{nonce})
+}
+
+// OpenHeadScratch is OpenScratch for the associated data components h
+// was made from followed by nonce (left out when empty).
+func (s *SIV) OpenHeadScratch(sc *Scratch, h *Head, dst, nonce, ciphertext []byte) ([]byte, error) {
+	if len(nonce) == 0 {
+		return s.open(sc, h, dst, ciphertext, nil)
+	}
+	return s.open(sc, h, dst, ciphertext, [][]byte{nonce})
+}
+
+// s2v is the S2V PRF of RFC 5297 §2.4 over ads followed by last, started
+// from h (the state after earlier components) when it is not nil and
+// with pre standing for last's leading blocks when it covers them.
+//
+// AES on this path is bound by latency, not throughput: each CMAC is a
+// chain in which every block waits for the one before. The CMACs of the
+// associated data components do not depend on each other, nor do the
+// whole blocks of last that precede its final 16 bytes (the only bytes
+// D is XORed into), so s2v runs those chains side by side, one block of
+// each in turn, and the CPU overlaps their AES rounds. Only the tail of
+// last waits for D.
+func (s *SIV) s2v(sc *Scratch, h *Head, p *Prefix, last []byte, ads [][]byte) [BlockSize]byte {
+	d := s.d0
+	if h != nil {
+		d = h.d
+	}
+	c := &s.mac
+	// The prefix of last that D does not touch: whole blocks before
+	// the final 16 bytes, never CMAC's final block.
+	pre := prefixLen(last)
+	// The lanes' states live in sc (crypto/aes moves what it encrypts to
+	// the heap); the messages they read stay in msgs, on the stack, so
+	// that callers' buffers do not escape.
+	var msgs [maxLanes][]byte
+	sc.lanes[0] = lane{}
+	if p != nil && p.n == pre {
+		sc.lanes[0].x = p.x
 	} else {
-		// T = dbl(D) xor pad(last)
+		msgs[0] = last[:pre] // lane 0: the prefix, no final block
+	}
+	lo, n := 0, 1 // the lanes to run: lo is 1 once the prefix is done
+	for {
+		for ; len(ads) > 0 && n < maxLanes; n++ {
+			msgs[n] = c.adLane(&sc.lanes[n], ads[0])
+			ads = ads[1:]
+		}
+		c.runLanes(sc.lanes[lo:n], msgs[lo:n])
+		for i := 1; i < n; i++ {
+			d = dbl(d)
+			xor16(d[:], d[:], sc.lanes[i].x[:])
+		}
+		if len(ads) == 0 {
+			break
+		}
+		// More components than lanes (not NTS's case): the next group
+		// runs in the lanes after the prefix's.
+		lo, n = 1, 1
+	}
+	x := &sc.lanes[0].x // CBC state after the prefix of last
+	if len(last) >= BlockSize {
+		// T = last xorend D; what is left after the prefix is 16 to 31
+		// bytes, its last 16 XORed with D.
+		t := sc.tail[:len(last)-pre]
+		copy(t, last[pre:])
+		e := t[len(t)-BlockSize:]
+		xor16(e, e, d[:])
+		if len(t) > BlockSize {
+			subtle.XORBytes(x[:], x[:], t[:BlockSize])
+			c.block.Encrypt(x[:], x[:])
+			t = t[BlockSize:]
+		}
+		// t now holds the final block, whole when it is 16 bytes.
+		var fin [BlockSize]byte
+		if len(t) == BlockSize {
+			xor16(fin[:], t, c.k1[:])
+		} else {
+			copy(fin[:], t)
+			fin[len(t)] = 0x80
+			xor16(fin[:], fin[:], c.k2[:])
+		}
+		subtle.XORBytes(x[:], x[:], fin[:])
+	} else {
+		// T = dbl(D) xor pad(last), one whole block: CMAC(T) = E(T xor K1)
 		t := dbl(d)
 		var p [BlockSize]byte
 		copy(p[:], last)
 		p[len(last)] = 0x80
 		xor16(t[:], t[:], p[:])
-		dg.write(t[:])
+		subtle.XORBytes(x[:], t[:], c.k1[:])
 	}
-	return dg.sum()
+	c.block.Encrypt(x[:], x[:])
+	v := *x
+	clear(sc.lanes[:])
+	clear(sc.tail[:])
+	return v
+}
+
+// maxLanes is how many CMAC chains s2v runs side by side: the prefix of
+// the final component and up to three associated data components (NTS
+// uses two: the AD and the nonce).
+const maxLanes = 4
+
+// lane is the state of one CMAC chain in progress: after the whole
+// blocks of its message, if end is set, the final block fin (already
+// padded and XORed with K1 or K2) is still to be absorbed.
+type lane struct {
+	x   [BlockSize]byte // CBC state; the tag once the lane is done
+	fin [BlockSize]byte
+	end bool
+}
+
+// adLane sets l up for the CMAC of m and returns the whole blocks of m
+// the lane reads before fin.
+func (c *CMAC) adLane(l *lane, m []byte) []byte {
+	clear(l.x[:])
+	l.end = true
+	if n := len(m); n > 0 && n%BlockSize == 0 {
+		xor16(l.fin[:], m[n-BlockSize:], c.k1[:])
+		return m[:n-BlockSize]
+	}
+	full := len(m) / BlockSize * BlockSize
+	clear(l.fin[:])
+	k := copy(l.fin[:], m[full:])
+	l.fin[k] = 0x80
+	xor16(l.fin[:], l.fin[:], c.k2[:])
+	return m[:full]
+}
+
+// runLanes runs the chains of ls, reading msgs, to their ends: one block
+// of each lane in turn, so that independent AES computations are in
+// flight together. Which lanes are busy depends only on lengths, never
+// on data.
+func (c *CMAC) runLanes(ls []lane, msgs [][]byte) {
+	msgs = msgs[:len(ls)]
+	var off [maxLanes]int // reslicing msgs in place would move them to the heap
+	for {
+		busy := false
+		for i := range ls {
+			l := &ls[i]
+			// subtle.XORBytes, not xor16: its one 16-byte store lets
+			// AES's 16-byte load of x be forwarded from it; after
+			// xor16's two 8-byte stores that load would stall.
+			switch m := msgs[i][off[i]:]; {
+			case len(m) >= BlockSize:
+				subtle.XORBytes(l.x[:], l.x[:], m[:BlockSize])
+				off[i] += BlockSize
+			case l.end:
+				subtle.XORBytes(l.x[:], l.x[:], l.fin[:])
+				l.end = false
+			default:
+				continue
+			}
+			c.block.Encrypt(l.x[:], l.x[:])
+			busy = true
+		}
+		if !busy {
+			return
+		}
+	}
 }
 
 // xorCTR writes src XOR the AES-CTR keystream started at Q (V with bits 31
-// and 63 cleared) into dst.
+// and 63 cleared) into dst. It makes the keystream for up to ctrBlocks
+// blocks at a time, each counter block encrypted in place in its own
+// memory, so that nothing ties one encryption to the next and the CPU
+// overlaps them, then XORs it in with one call.
 func (s *SIV) xorCTR(sc *Scratch, dst, src []byte, v [BlockSize]byte) {
-	sc.ctr = v
-	sc.ctr[8] &= 0x7f
-	sc.ctr[12] &= 0x7f
+	hi := binary.BigEndian.Uint64(v[:8])
+	lo := binary.BigEndian.Uint64(v[8:]) &^ (1<<63 | 1<<31)
 	for len(src) > 0 {
-		s.ctr.Encrypt(sc.ks[:], sc.ctr[:])
-		var n int
-		if len(src) >= BlockSize && len(dst) >= BlockSize {
-			xor16(dst, src, sc.ks[:])
-			n = BlockSize
-		} else {
-			n = subtle.XORBytes(dst, src, sc.ks[:])
+		ks := sc.ks[:min(len(src), len(sc.ks))]
+		// All counter blocks are written before the first is encrypted:
+		// AES's 16-byte load of a block just written as two 8-byte
+		// stores cannot be forwarded from them and stalls until they
+		// retire, which serialized the blocks and doubled CTR's cost.
+		for i := 0; i < len(ks); i += BlockSize {
+			binary.BigEndian.PutUint64(sc.ks[i:], hi)
+			binary.BigEndian.PutUint64(sc.ks[i+8:], lo)
+			var carry uint64
+			lo, carry = bits.Add64(lo, 1, 0)
+			hi += carry
 		}
+		for i := 0; i < len(ks); i += BlockSize {
+			b := sc.ks[i : i+BlockSize]
+			s.ctr.Encrypt(b, b)
+		}
+		n := subtle.XORBytes(dst, src, ks)
 		dst, src = dst[n:], src[n:]
-		for i := BlockSize - 1; i >= 0; i-- {
-			sc.ctr[i]++
-			if sc.ctr[i] != 0 {
-				break
-			}
-		}
 	}
 	clear(sc.ks[:])
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"hash/maphash"
 	"sync/atomic"
+	"time"
 
 	"github.com/ntpkit/ntpkit/internal/aessiv"
 	"github.com/ntpkit/ntpkit/internal/ntske"
@@ -13,10 +14,34 @@ import (
 // each (four expanded AES keys), so 2 MiB in all.
 const keyCacheSlots = 1024
 
-// clientKeys holds the AEADs for one client's C2S and S2C keys.
+// clientKeys holds the AEADs for one client's C2S and S2C keys, and the
+// part of its cookies' S2V that depends only on those keys.
 type clientKeys struct {
 	keys     [2 * ntske.KeyLen]byte // C2S || S2C
 	c2s, s2c *aessiv.SIV
+	// cookie is the Prefix of this client's cookie plaintext under one
+	// master key: first, made with the entry, until the key rotates.
+	cookie atomic.Pointer[cookiePrefix]
+	first  cookiePrefix
+}
+
+// cookiePrefix is the Prefix of a cookie plaintext under master key key.
+type cookiePrefix struct {
+	key *epochKey
+	pre aessiv.Prefix
+}
+
+// cookiePrefix returns the Prefix of e's cookie plaintext pt under ek,
+// computing it (and allocating) only when ek is not the key e's last
+// cookies were sealed with. The cookiePrefix values are never changed
+// once published, so concurrent requests from one client are safe.
+func (e *clientKeys) cookiePrefix(sc *aessiv.Scratch, ek *epochKey, pt []byte) *aessiv.Prefix {
+	cp := e.cookie.Load()
+	if cp == nil || cp.key != ek {
+		cp = &cookiePrefix{key: ek, pre: ek.siv.Prefix(sc, pt)}
+		e.cookie.Store(cp)
+	}
+	return &cp.pre
 }
 
 // keyCache keeps the AEADs of recently seen clients. An NTS client
@@ -38,13 +63,14 @@ func newKeyCache() *keyCache {
 }
 
 // get returns the AEADs for c2s and s2c, building and caching them when
-// they are not cached.
-func (c *keyCache) get(c2s, s2c []byte) (*clientKeys, error) {
-	var h maphash.Hash
-	h.SetSeed(c.seed)
-	h.Write(c2s)
-	h.Write(s2c)
-	slot := &c.slots[h.Sum64()%keyCacheSlots]
+// they are not cached, with the cookie Prefix under ks's sealing key at
+// now.
+func (c *keyCache) get(sc *aessiv.Scratch, ks *KeyStore, now time.Time, c2s, s2c []byte) (*clientKeys, error) {
+	// The slot comes from the C2S key alone: it is the output of the
+	// TLS exporter, 32 random bytes, so it spreads clients as well as
+	// both keys would, for one hash call instead of a streaming hash.
+	// The entry is still matched on both keys.
+	slot := &c.slots[maphash.Bytes(c.seed, c2s)%keyCacheSlots]
 	if e := slot.Load(); e != nil &&
 		subtle.ConstantTimeCompare(e.keys[:ntske.KeyLen], c2s)&subtle.ConstantTimeCompare(e.keys[ntske.KeyLen:], s2c) == 1 {
 		return e, nil
@@ -58,6 +84,12 @@ func (c *keyCache) get(c2s, s2c []byte) (*clientKeys, error) {
 	}
 	if e.s2c, err = aessiv.New(s2c); err != nil {
 		return nil, err
+	}
+	if ek, err := ks.sealKey(now); err == nil {
+		pt := cookiePlain(c2s, s2c)
+		e.first = cookiePrefix{key: ek, pre: ek.siv.Prefix(sc, pt[:])}
+		clear(pt[:])
+		e.cookie.Store(&e.first)
 	}
 	slot.Store(e)
 	return e, nil

@@ -53,15 +53,18 @@ type KeyStore struct {
 	clock    clock.Clock
 
 	mu    sync.Mutex
-	cache map[uint32]*aessiv.SIV
+	cache map[uint32]*epochKey
 	// current is the key last looked up, usually the current epoch's:
 	// found without the lock.
 	current atomic.Pointer[epochKey]
 }
 
+// epochKey is one epoch's master key. Cookies carry the key ID as their
+// associated data, so the S2V state after it is computed once, in head.
 type epochKey struct {
-	id  uint32
-	siv *aessiv.SIV
+	id   uint32
+	siv  *aessiv.SIV
+	head aessiv.Head
 }
 
 // NewKeyStore returns a KeyStore deriving keys from seed, which must be at
@@ -83,7 +86,7 @@ func NewKeyStore(seed []byte, rotation time.Duration, clk clock.Clock) (*KeyStor
 	if clk == nil {
 		clk = clock.System{}
 	}
-	return &KeyStore{seed: append([]byte(nil), seed...), rotation: rotation, clock: clk, cache: make(map[uint32]*aessiv.SIV)}, nil
+	return &KeyStore{seed: append([]byte(nil), seed...), rotation: rotation, clock: clk, cache: make(map[uint32]*epochKey)}, nil
 }
 
 // epoch returns the key ID in force at now.
@@ -91,43 +94,55 @@ func (k *KeyStore) epoch(now time.Time) uint32 {
 	return uint32(now.UnixNano() / int64(k.rotation))
 }
 
-// key returns the cipher for key ID id if it is still (or already) valid.
-func (k *KeyStore) key(id uint32, now time.Time) (*aessiv.SIV, bool) {
+// key returns the master key with key ID id if it is still (or already)
+// valid, or nil. A key keeps its identity while it is valid.
+func (k *KeyStore) key(id uint32, now time.Time) *epochKey {
 	cur := k.epoch(now)
 	if int64(id) > int64(cur)+1 || int64(id) < int64(cur)-keepPrevious {
-		return nil, false
+		return nil
 	}
 	if e := k.current.Load(); e != nil && e.id == id {
-		return e.siv, true
+		return e
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if s, ok := k.cache[id]; ok {
+	if e, ok := k.cache[id]; ok {
 		if id == cur {
-			k.current.Store(&epochKey{id, s})
+			k.current.Store(e)
 		}
-		return s, true
+		return e
 	}
 	var info [4]byte
 	binary.BigEndian.PutUint32(info[:], id)
 	mk, err := hkdf.Key(sha256.New, k.seed, []byte("ntpkit NTS cookie master key"), string(info[:]), 64)
 	if err != nil {
-		return nil, false
+		return nil
 	}
 	s, err := aessiv.New(mk)
+	clear(mk)
 	if err != nil {
-		return nil, false
+		return nil
 	}
 	for old := range k.cache {
 		if int64(old) < int64(cur)-keepPrevious || int64(old) > int64(cur)+1 {
 			delete(k.cache, old)
 		}
 	}
-	k.cache[id] = s
+	e := &epochKey{id: id, siv: s, head: s.Head(info[:])}
+	k.cache[id] = e
 	if id == cur {
-		k.current.Store(&epochKey{id, s})
+		k.current.Store(e)
 	}
-	return s, true
+	return e
+}
+
+// sealKey returns the master key that seals cookies at now.
+func (k *KeyStore) sealKey(now time.Time) (*epochKey, error) {
+	id := k.epoch(now)
+	if e := k.key(id, now); e != nil {
+		return e, nil
+	}
+	return nil, fmt.Errorf("nts: no master key for epoch %d", id)
 }
 
 // Cookie layout: key ID (4) || nonce (16) || SIV(plaintext), with the key
@@ -148,34 +163,45 @@ var ErrCookie = errors.New("nts: cookie cannot be decrypted")
 // SealCookie appends a cookie holding the C2S and S2C keys to dst, sealed
 // with the current master key.
 func (k *KeyStore) SealCookie(dst, c2s, s2c []byte) ([]byte, error) {
-	return k.sealCookies(new(aessiv.Scratch), rand.Reader, dst, c2s, s2c, 1, false)
+	return k.sealCookies(new(aessiv.Scratch), rand.Reader, k.clock.Now(), dst, c2s, s2c, 1, false, nil)
 }
 
-// sealCookies appends n cookies holding the C2S and S2C keys to dst, each
-// each in a Cookie extension field when fields is set, looking the master
-// key up once, working in sc and reading nonces from rnd, a
-// cryptographically strong generator.
-func (k *KeyStore) sealCookies(sc *aessiv.Scratch, rnd io.Reader, dst, c2s, s2c []byte, n int, fields bool) ([]byte, error) {
-	if len(c2s) != ntske.KeyLen || len(s2c) != ntske.KeyLen {
-		return nil, fmt.Errorf("nts: cookie keys are %d and %d bytes, want %d", len(c2s), len(s2c), ntske.KeyLen)
-	}
-	now := k.clock.Now()
-	id := k.epoch(now)
-	siv, _ := k.key(id, now)
-	if siv == nil {
-		return nil, fmt.Errorf("nts: no master key for epoch %d", id)
-	}
+// cookiePlain returns the plaintext of a cookie holding c2s and s2c, each
+// ntske.KeyLen bytes.
+func cookiePlain(c2s, s2c []byte) [cookiePlainLen]byte {
 	var pt [cookiePlainLen]byte
 	binary.BigEndian.PutUint16(pt[:], ntske.AEADAESSIVCMAC256)
 	copy(pt[4:], c2s)
 	copy(pt[4+ntske.KeyLen:], s2c)
+	return pt
+}
+
+// sealCookies appends n cookies holding the C2S and S2C keys to dst,
+// each in a Cookie extension field when fields is set, looking the
+// master key for now up once, working in sc and reading nonces from rnd, a
+// cryptographically strong generator. With ck, the client's cached
+// keys, the part of the cookie's S2V that only depends on the keys is
+// taken from (or, once per master key, computed into) ck.
+func (k *KeyStore) sealCookies(sc *aessiv.Scratch, rnd io.Reader, now time.Time, dst, c2s, s2c []byte, n int, fields bool, ck *clientKeys) ([]byte, error) {
+	if len(c2s) != ntske.KeyLen || len(s2c) != ntske.KeyLen {
+		return nil, fmt.Errorf("nts: cookie keys are %d and %d bytes, want %d", len(c2s), len(s2c), ntske.KeyLen)
+	}
+	ek, err := k.sealKey(now)
+	if err != nil {
+		return nil, err
+	}
+	pt := cookiePlain(c2s, s2c)
+	var pre *aessiv.Prefix
+	if ck != nil && n > 0 {
+		pre = ck.cookiePrefix(sc, ek, pt[:])
+	}
 	for range n {
 		if fields { // CookieLen is a multiple of 4: no padding
 			dst = binary.BigEndian.AppendUint16(dst, ntske.EFCookie)
 			dst = binary.BigEndian.AppendUint16(dst, uint16(ntske.CookieFieldLen(CookieLen)))
 		}
 		start := len(dst)
-		dst = binary.BigEndian.AppendUint32(dst, id)
+		dst = binary.BigEndian.AppendUint32(dst, ek.id)
 		// The nonce is read straight into dst: a local array handed to
 		// crypto/rand would be moved to the heap.
 		dst = append(dst, make([]byte, cookieNonceLen)...)
@@ -184,7 +210,7 @@ func (k *KeyStore) sealCookies(sc *aessiv.Scratch, rnd io.Reader, dst, c2s, s2c 
 			clear(pt[:])
 			return nil, fmt.Errorf("nts: cookie nonce: %w", err)
 		}
-		dst = siv.SealScratch(sc, dst, nonce, pt[:], dst[start:start+4])
+		dst = ek.siv.SealHeadScratch(sc, &ek.head, pre, dst, nonce, pt[:])
 	}
 	clear(pt[:])
 	return dst, nil
@@ -193,21 +219,20 @@ func (k *KeyStore) sealCookies(sc *aessiv.Scratch, rnd io.Reader, dst, c2s, s2c 
 // OpenCookie opens a cookie made by SealCookie (here or on a server with
 // the same seed) and returns its keys.
 func (k *KeyStore) OpenCookie(cookie []byte) (c2s, s2c []byte, err error) {
-	return k.openCookie(new(aessiv.Scratch), make([]byte, 0, cookiePlainLen), cookie)
+	return k.openCookie(new(aessiv.Scratch), k.clock.Now(), make([]byte, 0, cookiePlainLen), cookie)
 }
 
-// openCookie is OpenCookie working in sc, with the keys decrypted into
-// buf, which needs room for cookiePlainLen bytes.
-func (k *KeyStore) openCookie(sc *aessiv.Scratch, buf, cookie []byte) (c2s, s2c []byte, err error) {
+// openCookie is OpenCookie at now working in sc, with the keys decrypted
+// into buf, which needs room for cookiePlainLen bytes.
+func (k *KeyStore) openCookie(sc *aessiv.Scratch, now time.Time, buf, cookie []byte) (c2s, s2c []byte, err error) {
 	if len(cookie) != CookieLen {
 		return nil, nil, ErrCookie
 	}
-	id := binary.BigEndian.Uint32(cookie)
-	siv, ok := k.key(id, k.clock.Now())
-	if !ok {
+	ek := k.key(binary.BigEndian.Uint32(cookie), now)
+	if ek == nil {
 		return nil, nil, ErrCookie
 	}
-	pt, err := siv.OpenScratch(sc, buf[:0], cookie[4:4+cookieNonceLen], cookie[4+cookieNonceLen:], cookie[:4])
+	pt, err := ek.siv.OpenHeadScratch(sc, &ek.head, buf[:0], cookie[4:4+cookieNonceLen], cookie[4+cookieNonceLen:])
 	if err != nil || binary.BigEndian.Uint16(pt) != ntske.AEADAESSIVCMAC256 {
 		return nil, nil, ErrCookie
 	}

@@ -6,6 +6,7 @@ import (
 	mrand "math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ntpkit/ntpkit/internal/aessiv"
 	"github.com/ntpkit/ntpkit/internal/ntske"
@@ -175,7 +176,10 @@ func (m *Middleware) serve(next server.Handler, w server.ResponseWriter, r *serv
 	}
 	x := m.acquire()
 	defer m.release(x)
-	c2s, s2c, err := m.keys.openCookie(&x.sc, x.plain[:0], q.cookie)
+	// One clock read serves the request: the cookie's key is checked and
+	// the fresh cookies' key chosen at the same instant.
+	x.now = m.keys.clock.Now()
+	c2s, s2c, err := m.keys.openCookie(&x.sc, x.now, x.plain[:0], q.cookie)
 	if err != nil {
 		m.nak(w, r, q.uidField)
 		return
@@ -185,7 +189,7 @@ func (m *Middleware) serve(next server.Handler, w server.ResponseWriter, r *serv
 		m.stats.malformed.Add(1)
 		return
 	}
-	ck, err := m.cache.get(c2s, s2c)
+	ck, err := m.cache.get(&x.sc, m.keys, x.now, c2s, s2c)
 	if err != nil {
 		m.stats.authFailures.Add(1)
 		return
@@ -259,7 +263,8 @@ type authExchange struct {
 	r        *server.Request
 	q        ntsRequest
 	ck       *clientKeys
-	c2s, s2c []byte // the cookie's keys, in plain
+	c2s, s2c []byte    // the cookie's keys, in plain
+	now      time.Time // when the request was taken up, by the KeyStore's clock
 
 	kissXmit            ntpwire.Time
 	sealReply, sealKiss func([]byte) ([]byte, error)
@@ -305,7 +310,7 @@ func (x *authExchange) seal(pkt []byte, cookies bool) ([]byte, error) {
 			n--
 		}
 	}
-	pt, err := x.m.keys.sealCookies(&x.sc, x.rnd, x.buf[:0], x.c2s, x.s2c, n, true)
+	pt, err := x.m.keys.sealCookies(&x.sc, x.rnd, x.now, x.buf[:0], x.c2s, x.s2c, n, true, x.ck)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package nts
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"testing"
@@ -210,4 +211,43 @@ func FuzzNTSExtensions(f *testing.F) {
 			t.Fatalf("reply %d bytes > request %d", len(rec.Sealed), len(raw))
 		}
 	})
+}
+
+// TestNTSCookiesAcrossRotation follows one client, cached by the
+// middleware, through master key rotations: the cookies its replies
+// carry are sealed with the part of S2V kept for its keys, which must be
+// recomputed when the sealing key changes. Every fresh cookie must open
+// to the client's keys, carry the current key ID, and be usable for the
+// next request.
+func TestNTSCookiesAcrossRotation(t *testing.T) {
+	f := newFixture(t)
+	c2sKey, s2cKey := testKeys()
+	cookie := f.cookie
+	for round := range 6 {
+		for range 2 {
+			p := clientPacket(f)
+			rec := f.do(ntske.ClientRequest(nil, &p, uid, cookie, 1, f.c2s))
+			if !rec.Replied || rec.Sealed == nil {
+				t.Fatalf("round %d: no sealed reply (stats %+v)", round, f.mw.Stats())
+			}
+			cookies, err := ntske.VerifyReply(rec.Sealed, uid, f.s2c)
+			if err != nil || len(cookies) != 2 {
+				t.Fatalf("round %d: %d cookies, %v", round, len(cookies), err)
+			}
+			for _, c := range cookies {
+				c2s, s2c, err := f.keys.OpenCookie(c)
+				if err != nil || !bytes.Equal(c2s, c2sKey) || !bytes.Equal(s2c, s2cKey) {
+					t.Fatalf("round %d: fresh cookie opens to %x, %x, %v", round, c2s, s2c, err)
+				}
+				if id, want := binary.BigEndian.Uint32(c), f.keys.epoch(f.clk.Now()); id != want {
+					t.Fatalf("round %d: cookie key ID %d, want %d", round, id, want)
+				}
+			}
+			cookie = cookies[round%2]
+		}
+		f.clk.Advance(time.Hour) // the fixture's rotation period
+	}
+	if st := f.mw.Stats(); st.Authenticated != 12 || st.NAKs != 0 {
+		t.Fatalf("stats %+v", st)
+	}
 }
