@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ntpkit/ntpkit/internal/txstamp"
 	"github.com/ntpkit/ntpkit/ntpwire"
 )
 
@@ -35,6 +36,13 @@ type slot struct {
 	// so that a reply to it is told from garbage.
 	prev        uint64
 	prevExpired bool
+
+	// Interleaved mode (-interleaved) only.
+	seq     uint64   // the request's sequence number, to match its kernel transmit stamp
+	ktx     int64    // kernel transmit time of the request (Unix ns); 0 until its stamp is read
+	xcookie uint64   // the receive timestamp sent, echoed as origin by an interleaved reply; 0: sent in basic form
+	prevX   uint64   // xcookie of the request the slot held before
+	ref     exchange // the earlier exchange the request quotes, which an interleaved reply completes
 }
 
 type mmsghdr struct {
@@ -48,7 +56,8 @@ type sock struct {
 	ring       [ringSize]slot
 	head, tail uint64 // next sequence to send; oldest maybe outstanding
 	inflight   int
-	nts        *ntsSock // nil: plain NTP
+	nts        *ntsSock    // nil: plain NTP
+	xl         *xleaveSock // nil: basic mode only
 }
 
 // loader drives a share of the sockets from one goroutine.
@@ -69,6 +78,12 @@ type loader struct {
 	riov []unix.Iovec
 	rh   []mmsghdr
 	roob []byte
+	oobN int // control bytes per received datagram
+
+	// interleaved mode: the send side's transmit stamp requests and
+	// the error-queue reader
+	soob   []byte
+	stamps *txstamp.Queue
 
 	rate float64 // requests per second for this loader; 0: unlimited
 	res  result
@@ -129,9 +144,17 @@ func newLoader(cfg *config, socks []*sock, rate float64, seed uint64) (*loader, 
 		rbuf:   make([]byte, b*stride),
 		riov:   make([]unix.Iovec, b),
 		rh:     make([]mmsghdr, b),
-		roob:   make([]byte, b*oobLen),
+		oobN:   oobLen,
 		rate:   rate,
 	}
+	if cfg.interleaved {
+		// Older kernels add a software receive stamp to every datagram
+		// once transmit stamps are reported.
+		l.oobN += txstamp.ReceiveSpace
+		l.soob = make([]byte, b*txstamp.RequestSpace)
+		l.stamps = txstamp.NewQueue(stampBatch)
+	}
+	l.roob = make([]byte, b*l.oobN)
 	l.res.init()
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -152,6 +175,12 @@ func newLoader(cfg *config, socks []*sock, rate float64, seed uint64) (*loader, 
 		l.siov[i].SetLen(ntpwire.HeaderLen)
 		l.sh[i].hdr.Iov = &l.siov[i]
 		l.sh[i].hdr.SetIovlen(1)
+		if cfg.interleaved {
+			// Every request asks for its kernel transmit stamp.
+			oob := l.soob[i*txstamp.RequestSpace : (i+1)*txstamp.RequestSpace]
+			l.sh[i].hdr.Control = &oob[0]
+			l.sh[i].hdr.SetControllen(txstamp.PutRequest(oob))
+		}
 		l.riov[i].Base = &l.rbuf[i*stride]
 		l.riov[i].SetLen(stride)
 	}
@@ -274,15 +303,23 @@ func (l *loader) send(s *sock, n int) int {
 			l.res.lost++
 			sl.expired = true
 		}
-		sl.prev, sl.prevExpired = sl.cookie, sl.expired
+		sl.prev, sl.prevExpired, sl.prevX = sl.cookie, sl.expired, sl.xcookie
 		sl.cookie = cookie
 		sl.used, sl.expired = false, false
+		sl.xcookie = 0
+		if s.xl != nil {
+			s.xl.quote(sl, l.sbuf[off:], seq, cookie)
+		}
 	}
 	t0 := nowNanos()
 	r, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&l.sh[0])), uintptr(n), unix.MSG_DONTWAIT, 0, 0)
 	t1 := nowNanos()
 	if errno != 0 {
 		l.res.sendErrors++
+		if s.xl != nil {
+			unquote(s, 0, n)
+			l.resetStamps(s)
+		}
 		return 0
 	}
 	sent := int(r)
@@ -293,6 +330,20 @@ func (l *loader) send(s *sock, n int) int {
 		sl := &s.ring[(s.head+uint64(i))&ringMask]
 		sl.t1 = t0 + int64(i)*step
 		sl.used = true
+		if s.xl != nil {
+			seq := s.head + uint64(i)
+			sl.seq, sl.ktx = seq, 0
+			s.xl.pending.Add(seq)
+		}
+	}
+	if s.xl != nil {
+		if sent < n {
+			unquote(s, sent, n)
+			// The first unsent datagram may have used up a stamp ID.
+			l.resetStamps(s)
+		} else {
+			l.readStamps(s)
+		}
 	}
 	s.head += uint64(sent)
 	s.inflight += sent
@@ -314,13 +365,16 @@ func (l *loader) poll(ms int) {
 // recv reads every reply waiting on s.
 func (l *loader) recv(s *sock) {
 	b := l.cfg.batch
+	if s.xl != nil && s.xl.pending.Len() > 0 {
+		l.readStamps(s) // T1 of the exchanges these replies complete
+	}
 	for {
 		for i := 0; i < b; i++ {
 			h := &l.rh[i].hdr
 			h.Iov = &l.riov[i]
 			h.SetIovlen(1)
-			h.Control = &l.roob[i*oobLen]
-			h.SetControllen(oobLen)
+			h.Control = &l.roob[i*l.oobN]
+			h.SetControllen(l.oobN)
 			h.Flags = 0
 		}
 		r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&l.rh[0])), uintptr(b), unix.MSG_DONTWAIT, 0, 0)
@@ -334,7 +388,7 @@ func (l *loader) recv(s *sock) {
 		}
 		for i := 0; i < int(r); i++ {
 			h := &l.rh[i]
-			t4 := rxStamp(l.roob[i*oobLen : i*oobLen+int(h.hdr.Controllen)])
+			t4 := rxStamp(l.roob[i*l.oobN : i*l.oobN+int(h.hdr.Controllen)])
 			if t4 == 0 {
 				t4 = now
 			}
@@ -382,12 +436,19 @@ func (l *loader) check(s *sock, b []byte, t4 int64) {
 	}
 	origin := uint64(p.OrigTime)
 	sl := &s.ring[origin&ringMask]
+	// An interleaved reply echoes the receive timestamp the request
+	// carried (xcookie), a basic one its transmit timestamp (cookie).
+	isX := origin != 0 && sl.xcookie == origin
+	wasX := origin != 0 && sl.prevX == origin
+	interleaved := false
 	switch {
 	case sl.used && sl.cookie == origin:
-	case sl.cookie == origin && sl.expired, sl.prev == origin && sl.prevExpired:
+	case sl.used && isX:
+		interleaved = true
+	case (sl.cookie == origin || isX) && sl.expired, (sl.prev == origin || wasX) && sl.prevExpired:
 		r.invalid[badLate]++ // its request was already counted lost
 		return
-	case sl.cookie == origin, sl.prev == origin:
+	case sl.cookie == origin, sl.prev == origin, isX, wasX:
 		r.invalid[badDuplicate]++
 		return
 	default:
@@ -404,6 +465,10 @@ func (l *loader) check(s *sock, b []byte, t4 int64) {
 	s.inflight--
 	if p.IsKiss() {
 		r.kod[p.RefID]++
+		return
+	}
+	if s.xl != nil {
+		l.sampleInterleaved(s, sl, &p, t4, interleaved)
 		return
 	}
 	if p.XmitTime.Sub(p.RecvTime) < 0 {
@@ -440,7 +505,14 @@ func load(cfg *config) (*result, error) {
 		if err != nil {
 			return nil, err
 		}
-		socks = append(socks, &sock{fd: fd})
+		s := &sock{fd: fd}
+		socks = append(socks, s)
+		if cfg.interleaved {
+			if err := txstamp.Enable(uintptr(fd)); err != nil {
+				return nil, fmt.Errorf("-interleaved needs kernel transmit timestamps: %w", err)
+			}
+			s.xl = newXleaveSock()
+		}
 	}
 	if cfg.nts.ke != "" {
 		ns, err := newNTSSocks(&cfg.nts, len(socks), cfg.srcs)

@@ -12,12 +12,23 @@
 //
 // Usage:
 //
-//	ntpload [-rate N] [-duration 10s] [-sockets 16] [-src 127.0.0.2-127.0.0.20] [-json] ip:port
+//	ntpload [-rate N] [-duration 10s] [-sockets 16] [-src 127.0.0.2-127.0.0.20] [-interleaved] [-json] ip:port
 //	ntpload -version
 //
 // With -nts ke-host:port (and -nts-ca to trust a test CA) each socket runs
 // NTS-KE once, then sends NTS-authenticated requests and checks every
 // reply's authenticator; failures count as invalid "nts_auth".
+//
+// With -interleaved each request is in interleaved form, as chrony's
+// client sends it: it quotes an earlier reply of the same socket (origin
+// = that reply's receive timestamp), so a server that supports
+// interleaved mode answers with the kernel transmit time of that earlier
+// reply. Every reply is classified basic or interleaved; T1 comes from
+// the kernel's transmit stamp of each request (SO_TIMESTAMPING, read
+// from the error queue in batches) and T4 from its receive stamp, for
+// both classes, and the report gives |offset| percentiles of each class
+// and their counts. The two classes of one run differ only in how the
+// server stamped T3.
 //
 // With -spoof 127.64.0.0/10 (root, loopback only) it floods the target
 // from random source addresses in the prefix through a raw socket and
@@ -65,6 +76,8 @@ type config struct {
 	version  bool
 	nts      ntsFlags
 	flood    floodFlags
+	// interleaved: send requests in interleaved form and classify replies
+	interleaved bool
 }
 
 const usageHead = `usage: ntpload [flags] ip:port
@@ -138,6 +151,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	src := fs.String("src", "", "source `addresses` to spread the sockets over: a list or a range, e.g. 127.0.0.2-127.0.0.20")
 	fs.BoolVar(&cfg.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&cfg.version, "version", false, "print ntpload's version and exit")
+	fs.BoolVar(&cfg.interleaved, "interleaved", false, "send requests in interleaved form (each quotes the server's receive timestamp of an earlier reply), take T1 from kernel transmit stamps, and report |offset| of basic and interleaved replies separately")
 	cfg.nts.register(fs)
 	cfg.flood.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -151,6 +165,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	}
 	if err := cfg.nts.validate(); err != nil {
 		return nil, err
+	}
+	if cfg.interleaved && (cfg.nts.ke != "" || cfg.flood.prefix.IsValid()) {
+		return nil, errors.New("-interleaved works with plain NTP only, not with -nts or -spoof")
 	}
 
 	if fs.NArg() != 1 {

@@ -31,6 +31,14 @@ type result struct {
 	kod                        map[ntpwire.RefID]uint64
 	rtt, proc, offset          hist
 	sendNanos                  int64
+
+	// interleaved mode
+	basicReplies, xleaveReplies uint64
+	fallbacks                   uint64 // basic replies to requests in interleaved form
+	offBasic, offXleave         hist   // offsets of basic and of interleaved replies
+	stampMissing                uint64 // valid replies whose exchange had no kernel transmit stamp
+	stampStray                  uint64 // kernel transmit stamps matching no request
+	stampResets                 uint64
 }
 
 func (r *result) init() { r.kod = make(map[ntpwire.RefID]uint64) }
@@ -51,6 +59,14 @@ func (r *result) merge(o *result) {
 	r.rtt.merge(&o.rtt)
 	r.proc.merge(&o.proc)
 	r.offset.merge(&o.offset)
+	r.basicReplies += o.basicReplies
+	r.fallbacks += o.fallbacks
+	r.xleaveReplies += o.xleaveReplies
+	r.offBasic.merge(&o.offBasic)
+	r.offXleave.merge(&o.offXleave)
+	r.stampMissing += o.stampMissing
+	r.stampStray += o.stampStray
+	r.stampResets += o.stampResets
 	r.sendNanos = max(r.sendNanos, o.sendNanos)
 }
 
@@ -75,9 +91,37 @@ type Report struct {
 	Proc        Percentiles       `json:"server_time_us"` // T3-T2
 	Offset      Percentiles       `json:"offset_us"`      // ((T2-T1)+(T3-T4))/2
 	AbsOffset   Percentiles       `json:"abs_offset_us"`  // |offset|
+	// Interleaved holds the -interleaved figures; nil without it.
+	Interleaved *Interleaved `json:"interleaved,omitempty"`
 	// Notes explain what the figures say about the run, such as a
 	// server's rate limit answering most of it.
 	Notes []string `json:"notes,omitempty"`
+}
+
+// Interleaved splits the valid replies of an -interleaved run by how the
+// server answered. Offsets of both classes use kernel stamps for T1 and
+// T4; they differ in T3: a basic reply carries the time the server wrote
+// before sending, an interleaved one the previous reply's actual
+// transmit time.
+type Interleaved struct {
+	BasicReplies       uint64  `json:"basic_replies"`
+	InterleavedReplies uint64  `json:"interleaved_replies"`
+	InterleavedPercent float64 `json:"interleaved_percent"` // of valid replies
+	// BasicFallbacks counts the basic replies to requests that quoted
+	// an earlier reply: the server did not (or no longer) hold its
+	// transmit time. The other basic replies answer requests that had
+	// nothing to quote (each socket's first, and a burst's).
+	BasicFallbacks     uint64      `json:"basic_fallbacks"`
+	AbsOffsetBasic     Percentiles `json:"abs_offset_basic_us"`
+	AbsOffsetXleave    Percentiles `json:"abs_offset_interleaved_us"`
+	BasicSamples       uint64      `json:"basic_samples"`       // replies with an offset (kernel T1 known)
+	InterleavedSamples uint64      `json:"interleaved_samples"` // the same for interleaved replies
+	// TxStampsMissing counts valid replies left without an offset
+	// because the kernel transmit stamp of their exchange's request
+	// never arrived; TxStampsStray counts stamps that matched no request.
+	TxStampsMissing uint64 `json:"tx_stamps_missing"`
+	TxStampsStray   uint64 `json:"tx_stamps_stray"`
+	StampResets     uint64 `json:"stamp_id_resets"` // after failed or partial sends
 }
 
 // Percentiles are in microseconds.
@@ -117,6 +161,24 @@ func (r *result) report(cfg *config) Report {
 		Proc:       percentiles(&r.proc, false),
 		Offset:     percentiles(&r.offset, false),
 		AbsOffset:  percentiles(&r.offset, true),
+	}
+	if cfg.interleaved {
+		x := &Interleaved{
+			BasicReplies:       r.basicReplies,
+			InterleavedReplies: r.xleaveReplies,
+			BasicFallbacks:     r.fallbacks,
+			AbsOffsetBasic:     percentiles(&r.offBasic, true),
+			AbsOffsetXleave:    percentiles(&r.offXleave, true),
+			BasicSamples:       r.offBasic.n,
+			InterleavedSamples: r.offXleave.n,
+			TxStampsMissing:    r.stampMissing,
+			TxStampsStray:      r.stampStray,
+			StampResets:        r.stampResets,
+		}
+		if r.valid > 0 {
+			x.InterleavedPercent = 100 * float64(r.xleaveReplies) / float64(r.valid)
+		}
+		rep.Interleaved = x
 	}
 	for i, n := range r.invalid {
 		if n > 0 {
@@ -186,11 +248,15 @@ func (rep *Report) writeText(w io.Writer) {
 		rep.Sent, rep.SentPerSec, rep.Replies, rep.RepliesPerS, rep.Valid, rep.Lost, rep.LossPercent)
 	fmt.Fprintf(w, "invalid %s  kod %s  send errors %d  receive errors %d\n",
 		fmtCounts(rep.Invalid), fmtCounts(rep.KoD), rep.SendErrors, rep.RecvErrors)
+	if x := rep.Interleaved; x != nil {
+		fmt.Fprintf(w, "interleaved: basic replies %d (%d to interleaved requests)  interleaved replies %d (%.1f%%)  kernel TX stamps missing %d, stray %d, ID resets %d\n",
+			x.BasicReplies, x.BasicFallbacks, x.InterleavedReplies, x.InterleavedPercent, x.TxStampsMissing, x.TxStampsStray, x.StampResets)
+	}
 	for _, n := range rep.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
 	fmt.Fprintf(w, "%-22s %9s %9s %9s %9s %9s\n", "µs", "p1", "p50", "p90", "p99", "p99.9")
-	for _, row := range []struct {
+	rows := []struct {
 		name string
 		p    Percentiles
 	}{
@@ -198,7 +264,17 @@ func (rep *Report) writeText(w io.Writer) {
 		{"server time T3-T2", rep.Proc},
 		{"offset", rep.Offset},
 		{"|offset|", rep.AbsOffset},
-	} {
+	}
+	if x := rep.Interleaved; x != nil {
+		rows = append(rows, []struct {
+			name string
+			p    Percentiles
+		}{
+			{"|offset| basic", x.AbsOffsetBasic},
+			{"|offset| interleaved", x.AbsOffsetXleave},
+		}...)
+	}
+	for _, row := range rows {
 		fmt.Fprintf(w, "%-22s %9.1f %9.1f %9.1f %9.1f %9.1f\n", row.name, row.p.P1, row.p.P50, row.p.P90, row.p.P99, row.p.P999)
 	}
 }

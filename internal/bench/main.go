@@ -18,6 +18,18 @@
 // socket runs NTS-KE once, then sends NTS-authenticated requests and
 // checks every reply's authenticator.
 //
+// The interleaved scenario runs ntpload -interleaved against both
+// servers at -rate (50,000 requests/s) and, with -interleaved-full, at
+// full load: each request quotes an earlier reply (chrony's interleaved
+// client mode), T1 and T4 come from the client's kernel stamps, and the
+// table gives replies per CPU-second and |offset| percentiles of basic
+// and of interleaved replies separately, for both servers. To run just
+// that scenario, 5 rounds of 5 s each:
+//
+//	go run ./internal/bench -only interleaved -rounds 5
+//
+// (-interleaved-full=false skips the full-load half; -v prints every run.)
+//
 // Every table gives the median and, in brackets, the spread (lowest and
 // highest) of the rounds; rounds alternate which server goes first.
 //
@@ -65,8 +77,12 @@ type options struct {
 	nts       bool
 	plain     bool
 	attack    bool
-	readBuf   int
-	verbose   bool
+	xleave    bool
+	// xleaveFull adds a full-load run to the interleaved scenario.
+	xleaveFull bool
+	only       string
+	readBuf    int
+	verbose    bool
 }
 
 func run() error {
@@ -82,9 +98,22 @@ func run() error {
 	flag.BoolVar(&o.attack, "attack", true, "also measure both servers rate limiting under a spoofed-source flood (needs root)")
 	flag.BoolVar(&o.plain, "plain", true, "measure plain NTP at full load and at -rate")
 	flag.BoolVar(&o.nts, "nts", true, "also measure NTS-authenticated requests at full load")
+	flag.BoolVar(&o.xleave, "interleaved", true, "also measure interleaved-mode requests (ntpload -interleaved) at -rate")
+	flag.BoolVar(&o.xleaveFull, "interleaved-full", true, "the interleaved scenario also runs at full load")
+	flag.StringVar(&o.only, "only", "", "run just one `scenario`: plain, interleaved, nts, attack or scaling")
 	flag.IntVar(&o.readBuf, "read-buffer", 1<<20, "our daemon's server.read_buffer and write_buffer")
 	flag.BoolVar(&o.verbose, "v", false, "print every run")
 	flag.Parse()
+	if o.only != "" {
+		sel := map[string]*bool{"plain": &o.plain, "interleaved": &o.xleave, "nts": &o.nts, "attack": &o.attack, "scaling": &o.scaling}
+		if sel[o.only] == nil {
+			return fmt.Errorf("-only %q: want plain, interleaved, nts, attack or scaling", o.only)
+		}
+		for _, p := range sel {
+			*p = false
+		}
+		*sel[o.only] = true
+	}
 
 	if runtime.GOOS != "linux" {
 		return errors.New("needs Linux (/proc, taskset, chronyd)")
@@ -158,6 +187,11 @@ func run() error {
 	ourSrv.stop()
 	chronySrv.stop()
 
+	if o.xleave {
+		if err := b.interleavedScenario(ours, chronyd); err != nil {
+			return err
+		}
+	}
 	if o.nts {
 		if err := b.ntsScenario(ours, chronyd); err != nil {
 			return err
@@ -382,6 +416,8 @@ type report struct {
 	Offset      pct     `json:"offset_us"`
 	AbsOffset   pct     `json:"abs_offset_us"`
 	Invalid     map[string]uint64
+	// Interleaved is there only for ntpload -interleaved.
+	Interleaved *xleaveReport `json:"interleaved"`
 }
 
 type pct struct {
@@ -436,6 +472,10 @@ func (b *bench) measure(s *server, cpus string, extra []string, sockets, threads
 	if b.o.verbose {
 		fmt.Printf("  %-18s replies/s %8.0f  per CPU-s %8.0f  CPU %5.1f%%  loss %.3f%%  |offset| p99 %.1f µs\n",
 			s.name, m.RepliesPerS, m.perCPU(), m.cpuPct(), m.LossPercent, m.AbsOffset.P99)
+		if x := m.Interleaved; x != nil {
+			fmt.Printf("  %-18s interleaved %.1f%% of replies  |offset| p99 basic %.1f µs, interleaved %.1f µs\n",
+				"", x.InterleavedPercent, x.AbsOffsetBasic.P99, x.AbsOffsetXleave.P99)
+		}
 	}
 	return m, nil
 }

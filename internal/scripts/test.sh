@@ -58,6 +58,11 @@ for target in linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 wi
 	echo "-- $target"
 	GOOS=${target%/*} GOARCH=${target#*/} go build ./...
 done
+# go vet type-checks the tests too, which the builds above do not.
+for target in darwin/amd64 windows/amd64; do
+	echo "-- go vet $target"
+	GOOS=${target%/*} GOARCH=${target#*/} go vet ./...
+done
 
 echo "== allocation tests without the race detector"
 go test -count=1 -run 'Alloc' ./...
