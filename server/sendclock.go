@@ -43,14 +43,14 @@ const (
 	sendClockDecay = 1 - 1.0/64
 	// sendClockOutlier caps a sample at this many times the predicted
 	// duration.
-	sendClockOutlier = 3
+	sendClockOutlier = 1.5
 	// sendClockCeiling bounds any per-datagram estimate: no datagram
 	// takes 100 µs to hand to the kernel, whatever a preempted
 	// measurement says.
 	sendClockCeiling = 100 * time.Microsecond
 	// sendClockMinSpread is the least variance of batch sizes for which
 	// the slope is fitted rather than derived from the fixed part.
-	sendClockMinSpread = 0.5
+	sendClockMinSpread = 0.2
 )
 
 // offset returns how long after t0 reply i of a batch of n is predicted
@@ -69,7 +69,7 @@ func (c *sendClock) update(n int, stamping, sending time.Duration) {
 	if c.stamp == 0 {
 		c.stamp = ps
 	} else {
-		c.stamp += (min(ps, sendClockOutlier*c.stamp) - c.stamp) / 16
+		c.stamp += (min(ps, 3*c.stamp) - c.stamp) / 16
 	}
 
 	x := float64(n)

@@ -22,6 +22,7 @@ type worker struct {
 	handler Handler
 	// sendClock predicts each staged reply's transmit time.
 	sendClock sendClock
+	odd       bool // the next chunk is one reply shorter
 }
 
 func (s *Server) newWorker(io packetIO, batch int) *worker {
@@ -132,8 +133,18 @@ func (w *worker) flush() {
 	src := w.s.src
 	var bytes uint64
 	failed := 0
-	for start := 0; start < w.nout; start += sendChunk {
-		out := w.out[start:min(start+sendChunk, w.nout)]
+	for start := 0; start < w.nout; {
+		// Chunks alternate between sendChunk and one less, so that
+		// even a steady full load shows sendClock sends of two sizes:
+		// the per-datagram time is the difference, free of the system
+		// call's fixed cost.
+		w.odd = !w.odd
+		k := sendChunk
+		if w.odd {
+			k--
+		}
+		out := w.out[start:min(start+k, w.nout)]
+		start += len(out)
 		t0 := src.Now()
 		for i := range out {
 			if out[i].stampXmit {
