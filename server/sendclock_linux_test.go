@@ -16,20 +16,21 @@ import (
 )
 
 // xmitErrors serves rounds batches of requests over loopback with a
-// worker reading up to batch datagrams per call, and returns, for every
-// reply, its transmit timestamp minus the kernel's software transmit
-// stamp of the same datagram (taken as the loopback device sends it).
-// With batch 1 every reply is stamped just before its own send: the
-// baseline the batched prediction is held to.
-func xmitErrors(t *testing.T, batch, rounds int, sizes func() int) []time.Duration {
+// server sending up to sendBatch replies per system call, and returns,
+// for every reply, its transmit timestamp minus the kernel's software
+// transmit stamp of the same datagram (taken as the loopback device
+// sends it). With sendBatch 1 every reply is stamped just before its own
+// send: the baseline the batched prediction is held to.
+func xmitErrors(t *testing.T, sendBatch, rounds int, sizes func() int) []time.Duration {
 	t.Helper()
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Skip(err)
 	}
 	defer pc.Close()
-	s := &Server{}
+	s := &Server{SendBatch: sendBatch}
 	s.init()
+	const batch = DefaultBatch
 	newIO, err := openPacketIO(pc, batch, true)
 	if err != nil {
 		t.Fatal(err)
@@ -126,9 +127,9 @@ func TestPredictedTransmitTimes(t *testing.T) {
 		t.Skip("a timing measurement")
 	}
 	const rounds = 400
-	one := xmitErrors(t, 1, rounds/8, func() int { return 8 })
-	full := xmitErrors(t, DefaultBatch, rounds, func() int { return DefaultBatch })
-	mixed := xmitErrors(t, DefaultBatch, rounds, func() int { return 1 + rand.IntN(DefaultBatch) })
+	one := xmitErrors(t, 1, rounds, func() int { return DefaultBatch })
+	full := xmitErrors(t, DefaultSendBatch, rounds, func() int { return DefaultBatch })
+	mixed := xmitErrors(t, DefaultSendBatch, rounds, func() int { return 1 + rand.IntN(DefaultBatch) })
 	for _, m := range []struct {
 		name string
 		errs []time.Duration
