@@ -54,6 +54,10 @@ type Discipliner struct {
 	// wallNow, when set (tests), reads the system clock's wall time
 	// separately from the base clock, so a test can step it.
 	wallNow func() int64
+	// txNow, when set (tests), reports when the last datagram written
+	// to a connection left, as a base clock reading: the kernel transmit
+	// timestamp of a simulated connection.
+	txNow func(c net.Conn) (time.Time, bool)
 	// localAddrs lists the host's own (non-loopback) addresses: a name
 	// that resolves to one of them is not polled (a pool this server has
 	// joined), and a source whose refid names one is refused (a loop).
@@ -894,17 +898,19 @@ func (d *Discipliner) Status() Status {
 	}
 	for _, s := range d.sources {
 		ss := SourceStatus{
-			Name:         s.e.name,
-			Addr:         s.addr,
-			State:        s.state,
-			Reach:        s.reach,
-			Poll:         max(s.poll, s.pollFloor),
-			Stratum:      s.stratum,
-			RefID:        s.refID,
-			Leap:         s.leap,
-			Samples:      s.samples,
-			Rejects:      s.rej,
-			RootDistance: s.dist,
+			Name:               s.e.name,
+			Addr:               s.addr,
+			State:              s.state,
+			Reach:              s.reach,
+			Poll:               max(s.poll, s.pollFloor),
+			Stratum:            s.stratum,
+			RefID:              s.refID,
+			Leap:               s.leap,
+			Samples:            s.samples,
+			InterleavedSamples: s.xlSamples,
+			Interleaved:        s.interleaved,
+			Rejects:            s.rej,
+			RootDistance:       s.dist,
 		}
 		if n := len(s.filt.hist); n > 0 {
 			last := s.filt.hist[n-1]

@@ -462,11 +462,11 @@ func TestLoopRefused(t *testing.T) {
 	d := r.d
 	own := []ntpwire.RefID{ntpwire.RefIDFromAddr(netip.MustParseAddr("198.51.100.7"))}
 	p := ntpwire.Packet{Mode: ntpwire.ModeServer, Stratum: 3, RefID: own[0], RecvTime: 1 << 32, XmitTime: 1 << 32}
-	if out, _, _ := d.judge(r.srcs[0], &p, 0, time.Millisecond, own); out != outRejected {
+	if out, _, _ := d.judge(r.srcs[0], &p, 0, time.Millisecond, own, false); out != outRejected {
 		t.Fatalf("reply from a source synchronised to us: outcome %v, want rejected", out)
 	}
 	p.RefID = ntpwire.RefIDFromAddr(netip.MustParseAddr("198.51.100.8"))
-	if out, _, _ := d.judge(r.srcs[0], &p, 0, time.Millisecond, own); out != outSample {
+	if out, _, _ := d.judge(r.srcs[0], &p, 0, time.Millisecond, own, false); out != outSample {
 		t.Fatalf("reply from another server's client: outcome %v, want a sample", out)
 	}
 	if n := d.Status().Rejects.Loop; n != 1 {

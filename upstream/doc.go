@@ -10,6 +10,15 @@
 // alarm and a sane root distance; every rejected reply is counted by
 // reason. Kiss-o'-Death RATE slows a source, DENY and RSTR retire it.
 //
+// Requests ask for interleaved mode (as chrony's "xleave" does) once a
+// source has answered: a server that supports it (chrony, ntpkit) then
+// reports when its previous reply really left rather than when it was
+// about to send it, and the sample is of the previous exchange, so the
+// time the server's send took is no error. Servers without it answer in
+// basic mode, which is used as before. On Linux each request's T1 is
+// the kernel's transmit timestamp. Options.DisableInterleaved turns the
+// mode off; SourceStatus counts interleaved samples.
+//
 // The algorithms are those of RFC 5905 §10–11 and chrony: a per-source
 // clock filter (the lowest-delay of the last eight samples, with jitter
 // and dispersion), selection by the intersection (Marzullo) algorithm that

@@ -25,6 +25,9 @@ type sample struct {
 	offset time.Duration // θ
 	delay  time.Duration // δ, never negative
 	disp   time.Duration // ε at the time of the measurement
+	// interleaved: the sample came from an interleaved reply (of the
+	// exchange before it).
+	interleaved bool
 }
 
 // filter is a source's sample history: the last histLen samples, oldest

@@ -57,6 +57,17 @@ type Options struct {
 	// end of its burst) before synchronising on it; without, it
 	// synchronises on the first samples of a majority.
 	NoIBurst bool
+	// DisableInterleaved turns off interleaved mode. Unless it is set,
+	// each request after a usable reply asks the server for
+	// interleaved mode (draft-ietf-ntp-interleaved-modes, as chrony
+	// serves it, and ntpkit's server): a server that supports it sends
+	// in its next reply when its previous reply really left, so the
+	// time its send took is no error of the offset, and the sample is
+	// of the previous exchange (one poll older). A server that does not
+	// answers in basic mode, and its replies are used as they are. On
+	// Linux each request's own send time is the kernel's transmit
+	// timestamp either way.
+	DisableInterleaved bool
 	// StepThreshold is the offset beyond which the clock is stepped
 	// instead of slewed. Zero means DefaultStepThreshold. The first update
 	// after start or after losing synchronisation always steps.

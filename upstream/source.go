@@ -58,9 +58,13 @@ type source struct {
 	spikes   int   // popcorn spikes suppressed in a row
 	spikeReg uint8 // which of the last eight valid replies were spikes (bit 0: the last)
 
+	xlSamples   uint64 // samples from interleaved replies
+	interleaved bool   // the last sample came from an interleaved reply
+
 	// Owned by the source's goroutine (runSource), not the mutex.
 	sess   *ntske.Session // NTS session; nil before the first NTS-KE
 	keRuns int            // NTS-KE sessions since the last authenticated reply
+	xl     xleave         // interleaved mode: the last answered exchange
 }
 
 // popcornErratic is how many of a source's last eight replies may be
@@ -89,7 +93,21 @@ const (
 	outDeny
 	outReKE     // NTS: a NAK, or no cookies left; run NTS-KE again
 	outKEFailed // NTS: the NTS-KE session failed
+	// outNoSample: a usable interleaved reply that completes an
+	// exchange whose basic reply already gave a sample; the source
+	// answered, but counting the exchange twice would weigh it double.
+	outNoSample
 )
+
+var outcomeNames = [...]string{"sample", "timeout", "rejected", "kiss-rate", "kiss-deny", "nts-rekey", "nts-ke-failed", "no-sample"}
+
+// String names the outcome, for logs.
+func (o outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return "unknown"
+}
 
 // runSource polls s until ctx ends or s is retired, re-dialing when s's
 // address changes.
@@ -116,10 +134,12 @@ func (d *Discipliner) runSource(ctx context.Context, s *source) {
 		// Closing the connection when ctx ends unblocks a pending read.
 		stopClose := context.AfterFunc(ctx, func() { conn.Close() })
 		stamps := false
+		var tx *txStamper
 		if _, sys := d.o.Clock.(clock.System); sys {
 			stamps = enableRxStamps(conn)
+			tx = enableTxStamps(conn)
 		}
-		again := d.pollLoop(ctx, s, conn, burst, stamps)
+		again := d.pollLoop(ctx, s, conn, burst, stamps, tx)
 		stopClose()
 		conn.Close()
 		if !again {
@@ -156,11 +176,14 @@ func (d *Discipliner) sleep(ctx context.Context, dur time.Duration) bool {
 // pollLoop queries s over conn on its poll schedule. It returns true when
 // s got a new address or (NTS) needs a new session, and must be
 // re-dialed; false when done.
-func (d *Discipliner) pollLoop(ctx context.Context, s *source, conn net.Conn, burst int, stamps bool) bool {
-	q := &querier{conn: conn, buf: make([]byte, 2048), stamps: stamps, own: d.ownRefIDs(conn)}
+func (d *Discipliner) pollLoop(ctx context.Context, s *source, conn net.Conn, burst int, stamps bool, tx *txStamper) bool {
+	q := &querier{conn: conn, buf: make([]byte, 2048), stamps: stamps, tx: tx, own: d.ownRefIDs(conn)}
 	if stamps {
-		q.oob = make([]byte, oobLen)
+		q.oob = make([]byte, rxOOBLen)
 	}
+	// A new connection is a new client to the server (another port):
+	// the exchanges on the old one are not continued.
+	s.xl = xleave{}
 	var wait time.Duration
 	d.mu.Lock()
 	s.burst = burst
@@ -189,6 +212,9 @@ func (d *Discipliner) pollLoop(ctx context.Context, s *source, conn net.Conn, bu
 		if ctx.Err() != nil {
 			return false
 		}
+		if out == outTimeout {
+			s.xl.misses++
+		}
 		d.mu.Lock()
 		stop, redial := d.queryDoneLocked(ctx, s, out, pkt, smp)
 		if s.burst == 0 || out == outRate {
@@ -210,6 +236,7 @@ type querier struct {
 	conn     net.Conn
 	buf, oob []byte
 	stamps   bool            // conn delivers kernel receive timestamps
+	tx       *txStamper      // sends with kernel transmit timestamps; nil without
 	own      []ntpwire.RefID // refids that name this host: a source showing one is synchronised to us
 }
 
@@ -232,6 +259,16 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 	req.Poll = log2(max(s.poll, s.pollFloor))
 	d.mu.Unlock()
 	req.Precision = d.precision
+	xl := &s.xl
+	xl.sent = 0
+	if xl.usable(d.o.DisableInterleaved) {
+		if err := ntpclient.Interleave(&req, d.o.Rand, xl.recv, d.ntpTime(xl.t4)); err != nil {
+			d.log.Error("upstream: random source failed; query not sent", "addr", s.addr.String(), "err", err)
+			d.sleep(ctx, timeout)
+			return outTimeout, ntpwire.Packet{}, sample{}
+		}
+		xl.sent = req.RecvTime
+	}
 	var (
 		out     []byte
 		pending *ntske.Pending
@@ -255,8 +292,8 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 	conn.SetDeadline(time.Now().Add(timeout))
 	sent := d.base.Now()
 	waitOut := func() { d.sleep(ctx, timeout-d.base.Now().Sub(sent)) }
-	t1 := d.rawNow()
-	if _, err := conn.Write(out); err != nil {
+	t1, kernelTx, err := d.send(q, out)
+	if err != nil {
 		d.log.Debug("upstream: send failed", "addr", s.addr.String(), "err", err)
 		waitOut()
 		return outTimeout, ntpwire.Packet{}, sample{}
@@ -279,7 +316,12 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 	for {
 		// Anti-spoofing first: only a reply echoing our random transmit
 		// timestamp is looked at further, kisses included.
-		p, n, rx, err := ntpclient.ReadReply(read, buf, req.XmitTime, skipped)
+		// An interleaved reply echoes the receive timestamp we sent.
+		alt := req.XmitTime
+		if xl.sent != 0 {
+			alt = xl.sent
+		}
+		p, n, rx, err := ntpclient.ReadReplyEither(read, buf, req.XmitTime, alt, skipped)
 		if err != nil {
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
 				// ICMP unreachable and the like: wait out the timeout
@@ -317,8 +359,52 @@ func (d *Discipliner) query(ctx context.Context, s *source, q *querier, timeout 
 				continue
 			}
 		}
-		return d.judge(s, &p, t1, t4, q.own)
+		interleaved := xl.sent != 0 && p.OrigTime == xl.sent
+		xlAsked := xl.sent != 0
+		out, pkt, smp := d.judge(s, &p, t1, t4, q.own, interleaved)
+		xl.done(out, &p, t1, t4, interleaved)
+		d.log.Debug("upstream: reply", "addr", s.addr.String(), "outcome", out.String(), "asked_interleaved", xlAsked, "interleaved", interleaved, "kernel_tx", kernelTx, "offset", smp.offset, "delay", smp.delay)
+		return out, pkt, smp
 	}
+}
+
+// maxTxLag is how long after the send returned a transmit timestamp may
+// be dated: the kernel takes it within the send, so this only covers the
+// mapping of its wall-clock time onto the raw timescale.
+const maxTxLag = 50 * time.Millisecond
+
+// send writes out on q's connection and returns when it left, on the raw
+// timescale: the kernel's transmit timestamp when there is a plausible
+// one (not before the time read just before the send, not after the
+// send returned), else that time; kernel says which.
+func (d *Discipliner) send(q *querier, out []byte) (t time.Duration, kernel bool, err error) {
+	t1 := d.rawNow()
+	k, ok := time.Duration(0), false
+	switch {
+	case q.tx != nil:
+		wall, stamped, err := q.tx.write(out)
+		if err != nil {
+			return t1, false, err
+		}
+		if stamped {
+			// A wall-clock reading, like the kernel's receive stamps.
+			k, ok = time.Duration(wall-d.epochWall)-d.snap.Load().wallMono, true
+		}
+	default:
+		if _, err := q.conn.Write(out); err != nil {
+			return t1, false, err
+		}
+		if d.txNow != nil {
+			var at time.Time
+			if at, ok = d.txNow(q.conn); ok {
+				k = d.elapsed(at)
+			}
+		}
+	}
+	if ok && k >= t1 && k <= d.rawNow()+maxTxLag {
+		return k, true, nil
+	}
+	return t1, false, nil
 }
 
 func (d *Discipliner) count(s *source, f func(*Rejects)) {
@@ -327,9 +413,18 @@ func (d *Discipliner) count(s *source, f func(*Rejects)) {
 	d.mu.Unlock()
 }
 
+// maxServerInterval bounds the time a server may say it held a request
+// (its transmit minus receive timestamp): more means the timestamps are
+// not of one exchange (chrony's MAX_SERVER_INTERVAL).
+const maxServerInterval = 4 * time.Second
+
 // judge decides whether a reply that echoes our request is usable, and
-// turns it into a sample.
-func (d *Discipliner) judge(s *source, p *ntpwire.Packet, t1, t4 time.Duration, own []ntpwire.RefID) (outcome, ntpwire.Packet, sample) {
+// turns it into a sample. t1 and t4 are when the request left and the
+// reply arrived. An interleaved reply (one echoing the receive
+// timestamp of an interleaved request) gives the sample of the source's
+// previous exchange, s.xl, completed by the reply's transmit timestamp:
+// when the server sent its previous reply, stamped after it left.
+func (d *Discipliner) judge(s *source, p *ntpwire.Packet, t1, t4 time.Duration, own []ntpwire.RefID, interleaved bool) (outcome, ntpwire.Packet, sample) {
 	rej := func(f func(*Rejects)) (outcome, ntpwire.Packet, sample) {
 		d.count(s, f)
 		return outRejected, *p, sample{}
@@ -358,11 +453,27 @@ func (d *Discipliner) judge(s *source, p *ntpwire.Packet, t1, t4 time.Duration, 
 		// timing loop (RFC 5905 §11.2.1 drops such peers too).
 		return rej(func(r *Rejects) { r.Loop++ })
 	}
-	T1, T4 := d.ntpTime(t1), d.ntpTime(t4)
-	offset := (p.RecvTime.Sub(T1) + p.XmitTime.Sub(T4)) / 2
-	delay := max(0, T4.Sub(T1)-p.XmitTime.Sub(p.RecvTime))
-	disp := ntpwire.LogToDuration(d.precision) + ntpwire.LogToDuration(p.Precision) + time.Duration(phi*float64(delay))
-	return outSample, *p, sample{at: t1 + (t4-t1)/2, offset: offset, delay: delay, disp: disp}
+	T2 := p.RecvTime
+	if interleaved {
+		if s.xl.sampled {
+			return outNoSample, *p, sample{}
+		}
+		t1, t4, T2 = s.xl.t1, s.xl.t4, s.xl.recv
+	}
+	T1, T3, T4 := d.ntpTime(t1), p.XmitTime, d.ntpTime(t4)
+	prec := ntpwire.LogToDuration(d.precision) + ntpwire.LogToDuration(p.Precision)
+	held := T3.Sub(T2)
+	rawDelay := T4.Sub(T1) - held
+	if held.Abs() > maxServerInterval || interleaved && rawDelay < -prec {
+		// Not the timestamps of one exchange: a server that held the
+		// request for seconds, or (interleaved) a transmit time that
+		// is not of the reply we got.
+		return rej(func(r *Rejects) { r.BadTime++ })
+	}
+	offset := (T2.Sub(T1) + T3.Sub(T4)) / 2
+	delay := max(0, rawDelay)
+	disp := prec + time.Duration(phi*float64(delay))
+	return outSample, *p, sample{at: t1 + (t4-t1)/2, offset: offset, delay: delay, disp: disp, interleaved: interleaved}
 }
 
 // pollBudget is the fraction of the measured jitter that the frequency
@@ -491,9 +602,16 @@ func (d *Discipliner) queryDoneLocked(ctx context.Context, s *source, out outcom
 }
 
 // predictLocked returns the offset of the raw clock (seconds) that the
-// software clock applies at raw time at: what a sample should show.
+// software clock applies at raw time at: what a sample should show. A
+// sample from before the last update (an interleaved one is a poll old)
+// is predicted by the frequency alone: the slew of the current
+// correction had not started then.
 func (d *Discipliner) predictLocked(at time.Duration) float64 {
-	return d.snap.Load().corr(at) / 1e9
+	s := d.snap.Load()
+	if at < s.e0 {
+		return (s.c0 + s.freq*float64(at-s.e0)) / 1e9
+	}
+	return s.corr(at) / 1e9
 }
 
 // handleLocked applies the outcome of a query to s: reachability, poll
@@ -501,10 +619,18 @@ func (d *Discipliner) predictLocked(at time.Duration) float64 {
 // is retired, and whether its address changed.
 func (d *Discipliner) handleLocked(ctx context.Context, s *source, out outcome, p ntpwire.Packet, smp sample) (stop, redial bool) {
 	switch out {
+	case outNoSample:
+		s.keRuns = 0
+		s.reach |= 1
+		return false, false
 	case outSample:
 		s.keRuns = 0
 		s.reach |= 1
 		s.samples++
+		s.interleaved = smp.interleaved
+		if smp.interleaved {
+			s.xlSamples++
+		}
 		if s.backedOff {
 			s.poll, s.backedOff = d.o.MinPoll, false
 		}
@@ -530,7 +656,9 @@ func (d *Discipliner) handleLocked(ctx context.Context, s *source, out outcome, 
 		}
 		s.spikes = 0
 		s.filt.add(smp)
-		d.updateLocked(smp.at)
+		// Now, not the sample's time: an interleaved sample is of the
+		// previous exchange.
+		d.updateLocked(d.rawNow())
 		return false, false
 	case outRate:
 		s.rej.KissRate++

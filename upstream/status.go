@@ -93,8 +93,10 @@ type SourceStatus struct {
 	Stratum uint8
 	RefID   ntpwire.RefID
 	Leap    ntpwire.Leap
-	// LastSample is when the last valid reply arrived (on the served
-	// timescale); zero if none.
+	// LastSample is when the last sample was measured (the middle of
+	// its exchange, on the served timescale; an interleaved sample's
+	// exchange is the one before the reply that completed it); zero if
+	// none.
 	LastSample time.Time
 	// Offset and Delay are the last sample's; Jitter and RootDistance
 	// are the clock filter's.
@@ -103,7 +105,11 @@ type SourceStatus struct {
 	Jitter       time.Duration
 	RootDistance time.Duration
 	Samples      uint64 // valid replies
-	Rejects      Rejects
+	// InterleavedSamples counts the samples that came from interleaved
+	// replies; Interleaved says the last sample did.
+	InterleavedSamples uint64
+	Interleaved        bool
+	Rejects            Rejects
 }
 
 // Status describes the Discipliner and its sources.

@@ -60,3 +60,54 @@ func TestReadReply(t *testing.T) {
 		t.Fatalf("read error: got %v, want io.EOF", err)
 	}
 }
+
+func TestReadReplyEither(t *testing.T) {
+	const xmit, recv = ntpwire.Time(0x1111), ntpwire.Time(0x2222)
+	reply := func(orig ntpwire.Time) []byte {
+		p := ntpwire.Packet{Version: 4, Mode: ntpwire.ModeServer, Stratum: 1, OrigTime: orig, RecvTime: 1, XmitTime: 2}
+		return p.AppendTo(nil)
+	}
+	queue := [][]byte{reply(0x3333), reply(recv), reply(xmit)}
+	read := func(b []byte) (int, time.Time, error) {
+		if len(queue) == 0 {
+			return 0, time.Time{}, io.EOF
+		}
+		n := copy(b, queue[0])
+		queue = queue[1:]
+		return n, time.Time{}, nil
+	}
+	skips := 0
+	buf := make([]byte, 512)
+	for _, want := range []ntpwire.Time{recv, xmit} {
+		p, _, _, err := ReadReplyEither(read, buf, xmit, recv, func(Skip) { skips++ })
+		if err != nil || p.OrigTime != want {
+			t.Fatalf("ReadReplyEither = origin %#x, %v; want %#x", uint64(p.OrigTime), err, uint64(want))
+		}
+	}
+	if skips != 1 {
+		t.Fatalf("skipped %d datagrams, want 1 (the one echoing neither)", skips)
+	}
+}
+
+func TestInterleave(t *testing.T) {
+	req, err := Request(bytes.NewReader([]byte{1, 2, 3, 4, 5, 6, 7, 8}), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const prevRecv, prevRx = ntpwire.Time(0xe000000100000001), ntpwire.Time(0xe0000001_12345678)
+	if err := Interleave(&req, bytes.NewReader([]byte{0xff, 0xff, 0xff, 0xff}), prevRecv, prevRx); err != nil {
+		t.Fatal(err)
+	}
+	if req.OrigTime != prevRecv || req.RecvTime != 0xe0000001_123fffff {
+		t.Fatalf("origin %#x receive %#x: want the previous receive timestamp and the local rx with 20 random low bits", uint64(req.OrigTime), uint64(req.RecvTime))
+	}
+	// Randomness that would make the receive timestamp equal the
+	// transmit timestamp is drawn again.
+	req.XmitTime = 0xe0000001_12300000
+	if err := Interleave(&req, bytes.NewReader([]byte{0, 0, 0, 0, 0, 0, 0, 1}), prevRecv, prevRx); err != nil || req.RecvTime != 0xe0000001_12300001 {
+		t.Fatalf("receive %#x, %v: want the second draw", uint64(req.RecvTime), err)
+	}
+	if err := Interleave(&req, bytes.NewReader(nil), prevRecv, prevRx); !errors.Is(err, io.EOF) {
+		t.Fatalf("failing randomness: %v, want an error wrapping io.EOF", err)
+	}
+}

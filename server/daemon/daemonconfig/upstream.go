@@ -57,6 +57,11 @@ type Upstream struct {
 	// beyond it the daemon serves unsynchronised (empty: 1000s; "none":
 	// no limit).
 	MaxStep string `json:"max_step"`
+	// DisableInterleaved turns off interleaved mode toward the servers
+	// (false: a server that serves it, chrony or ntpkit, is polled in
+	// interleaved mode, and its transmit timestamps are taken after its
+	// replies left; others answer in basic mode as ever).
+	DisableInterleaved bool `json:"disable_interleaved"`
 }
 
 // Source is an authenticated upstream server:
@@ -140,6 +145,7 @@ func (c Upstream) options() (upstream.Options, error) {
 		return o, fieldErr("upstream.min_sources", "%d is outside 0–%d", c.MinSources, n)
 	}
 	o.MinSources = c.MinSources
+	o.DisableInterleaved = c.DisableInterleaved
 	if o.LeapSmear != 0 && (o.LeapSmear < time.Second || o.LeapSmear > 48*time.Hour) {
 		return o, fieldErr("upstream.leap_smear", "%v is outside 1s–48h", o.LeapSmear)
 	}

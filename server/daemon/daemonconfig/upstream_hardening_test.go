@@ -40,3 +40,23 @@ func TestUpstreamHardeningConfig(t *testing.T) {
 		t.Fatalf(`max_step "none" gives %v, want no limit (negative)`, o.MaxStep)
 	}
 }
+
+// TestUpstreamDisableInterleaved: disable_interleaved reaches upstream.Options;
+// interleaved mode is on by default.
+func TestUpstreamDisableInterleaved(t *testing.T) {
+	for _, c := range []struct {
+		json string
+		off  bool
+	}{
+		{`{"upstream": {"servers": ["a"]}}`, false},
+		{`{"upstream": {"servers": ["a"], "disable_interleaved": true}}`, true},
+	} {
+		cfg, err := Parse([]byte(c.json))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, err := cfg.Upstream.options(); err != nil || o.DisableInterleaved != c.off {
+			t.Fatalf("%s: DisableInterleaved %v, %v; want %v", c.json, o.DisableInterleaved, err, c.off)
+		}
+	}
+}
