@@ -123,11 +123,11 @@ func (w *worker) handleBatch(n int) {
 	w.flush()
 }
 
-// flush sends the staged replies in one batch (one sendmmsg on Linux).
-// Each basic-mode reply is stamped with the time it is predicted to
-// leave: the clock read just before the batch is stamped, plus what
-// stamping and the sends of the replies ahead of it in the batch take
-// (sendClock). One system call per reply would stamp each from its own
+// flush sends the staged replies, up to w.sendBatch per system call
+// (sendmmsg on Linux). Each basic-mode reply is stamped with the time it
+// is predicted to leave: the clock read just before its send's replies
+// are stamped, plus what stamping and the sends of the replies ahead of
+// it in the same call take (sendClock). One system call per reply would stamp each from its own
 // clock reading, but on a small machine the system calls cost more than
 // answering the requests; internal/bench measures both the throughput
 // and the timestamps' error (README's Performance section).
@@ -175,7 +175,8 @@ func (w *worker) flush() {
 // transmit stamps in sendclock_linux_test.go), sends of 3 and 4 replies
 // answered about 1.5 times the replies per CPU-second of one per call,
 // at a cost of a few µs in the clients' |offset| p99 on a busy machine
-// and none measurable on a quiet one; 32 per call doubled the p99.
+// and about 1 µs on a quieter one; 32 per call had three to four times
+// the p99.
 const DefaultSendBatch = 4
 
 // responseWriter stages one reply into the worker's outgoing batch.
