@@ -5,10 +5,10 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/ntpkit/ntpkit/clock/clocktest"
 	"github.com/ntpkit/ntpkit/ntpwire"
 )
 
@@ -63,40 +63,63 @@ func TestKernelReceiveStamps(t *testing.T) {
 	}
 }
 
-// tickClock advances by a microsecond every time it is read.
-type tickClock struct {
-	mu sync.Mutex
-	t  time.Time
+// timedIO is a memIO whose sends take time on a fake clock: fixed per
+// system call plus perDatagram per datagram, the shape sendClock models.
+type timedIO struct {
+	memIO
+	clk         *clocktest.Fake
+	fixed       time.Duration
+	perDatagram time.Duration
+	sent        []time.Time // when each datagram left
 }
 
-func (c *tickClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(time.Microsecond)
-	return c.t
+func (m *timedIO) write(out []outMsg) int {
+	m.clk.Advance(m.fixed / 2) // entering the kernel
+	for range out {
+		m.sent = append(m.sent, m.clk.Now())
+		m.clk.Advance(m.perDatagram)
+	}
+	m.clk.Advance(m.fixed / 2) // leaving it
+	return m.memIO.write(out)
 }
 
-// TestTransmitStampsWithinBatch checks that every reply of a batch is
-// stamped by its own clock reading, just before its own send: the
-// transmit times strictly increase and never precede T2.
-func TestTransmitStampsWithinBatch(t *testing.T) {
-	s := &Server{Source: NewLocalSource(&tickClock{t: time.Unix(1_800_000_000, 0)}, 2)}
+// TestTransmitStampsPredicted checks that replies sent in batches carry
+// the times they leave: after a few batches of varying size the worker
+// has learnt the per-datagram send time, and every reply's T3 is within
+// the system call's fixed cost of when the fake socket sent it, with
+// T3s strictly increasing within a batch and never before T2.
+func TestTransmitStampsPredicted(t *testing.T) {
+	clk := clocktest.New(time.Unix(1_800_000_000, 0))
+	s := &Server{Source: NewLocalSource(clk, 2)}
 	s.init()
-	io := &memIO{src: netip.MustParseAddrPort("192.0.2.1:40000"), keep: true}
-	for i := 0; i < DefaultBatch; i++ {
-		io.reqs = append(io.reqs, reqBytes())
+	io := &timedIO{
+		memIO:       memIO{src: netip.MustParseAddrPort("192.0.2.1:40000"), keep: true},
+		clk:         clk,
+		fixed:       800 * time.Nanosecond,
+		perDatagram: 1500 * time.Nanosecond,
 	}
 	w := s.newWorker(io, DefaultBatch)
-	n, _ := w.io.read(w.in)
-	w.handleBatch(n)
-	if len(io.written) != DefaultBatch {
-		t.Fatalf("%d replies, want %d", len(io.written), DefaultBatch)
+	for round := 0; round < 200; round++ {
+		io.reqs = io.reqs[:0]
+		for i := 0; i < 1+round%DefaultBatch; i++ {
+			io.reqs = append(io.reqs, reqBytes())
+		}
+		io.written, io.sent = io.written[:0], io.sent[:0]
+		n, _ := w.io.read(w.in)
+		w.handleBatch(n)
+	}
+	if len(io.written) < 2 || len(io.written) != len(io.sent) {
+		t.Fatalf("%d replies, %d sends", len(io.written), len(io.sent))
 	}
 	var prev ntpwire.Time
 	for i, raw := range io.written {
 		var p ntpwire.Packet
 		if err := p.Decode(raw); err != nil {
 			t.Fatal(err)
+		}
+		sent := io.sent[i]
+		if d := p.XmitTime.In(sent).Sub(sent); d < -io.fixed || d > io.fixed {
+			t.Errorf("reply %d: T3 %v from when it was sent, want within %v", i, d, io.fixed)
 		}
 		if p.XmitTime.Sub(p.RecvTime) < 0 {
 			t.Errorf("reply %d: T3 %v before T2 %v", i, p.XmitTime, p.RecvTime)

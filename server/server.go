@@ -53,6 +53,13 @@ type Server struct {
 	// Batch is the number of datagrams per read or write system call.
 	// Zero means DefaultBatch.
 	Batch int
+	// SendBatch is the most replies sent per system call (sendmmsg on
+	// Linux); each basic-mode reply carries the time it is predicted to
+	// leave, learnt from the measured duration of earlier sends. One
+	// sends each reply on its own, stamped just before its send: the
+	// most exact transmit times, at about two thirds of the replies per
+	// CPU-second. Zero means DefaultSendBatch.
+	SendBatch int
 	// ReadBuffer and WriteBuffer set the sockets' kernel buffer sizes in
 	// bytes (SO_RCVBUF, SO_SNDBUF). Zero keeps the system default.
 	ReadBuffer, WriteBuffer int
