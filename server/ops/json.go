@@ -127,6 +127,8 @@ type UpstreamSource struct {
 	JitterSeconds       float64    `json:"jitter_seconds"`
 	RootDistanceSeconds float64    `json:"root_distance_seconds"`
 	Samples             uint64     `json:"samples"`
+	InterleavedSamples  uint64     `json:"interleaved_samples"`
+	Interleaved         bool       `json:"interleaved"`
 	Rejects             Rejects    `json:"rejects"`
 }
 
@@ -283,6 +285,8 @@ func upstreamOf(st *upstream.Status) *Upstream {
 			JitterSeconds:       s.Jitter.Seconds(),
 			RootDistanceSeconds: s.RootDistance.Seconds(),
 			Samples:             s.Samples,
+			InterleavedSamples:  s.InterleavedSamples,
+			Interleaved:         s.Interleaved,
 			Rejects:             rejectsOf(s.Rejects),
 		})
 	}

@@ -87,6 +87,7 @@ func TestStatusJSON(t *testing.T) {
 			Sources: []upstream.SourceStatus{{
 				Name: "a:123", State: upstream.StateSelected, Reach: 0xff, Poll: 64 * time.Second, Stratum: 1, RefID: ntpwire.RefIDString("GPS"),
 				Offset: -2 * time.Millisecond, Delay: 10 * time.Millisecond, Samples: 4,
+				InterleavedSamples: 3, Interleaved: true,
 				Rejects: upstream.Rejects{Timeout: 2},
 			}},
 		},
@@ -127,6 +128,7 @@ func TestStatusJSON(t *testing.T) {
 	for k, want := range map[string]any{
 		"name": "a:123", "state": "selected", "reach": 255.0, "poll_seconds": 64.0,
 		"offset_seconds": -0.002, "delay_seconds": 0.01, "samples": 4.0,
+		"interleaved_samples": 3.0, "interleaved": true,
 	} {
 		if src[k] != want {
 			t.Errorf("upstream.sources[0].%s = %v, want %v", k, src[k], want)
