@@ -118,6 +118,14 @@ func StartChronydServer(t *testing.T, port int, extra ...string) *syncBuffer {
 		"cmdport 0",
 		"pidfile " + filepath.Join(dir, "chronyd.pid"),
 	}, extra...)
+	return runChronyd(t, chronyd, dir, lines)
+}
+
+// runChronyd writes lines as chrony.conf in dir and runs chronyd -x -d
+// on it (never Debian's configuration). chronyd is stopped at cleanup,
+// with its log shown if the test failed; the log is returned.
+func runChronyd(t *testing.T, chronyd, dir string, lines []string) *syncBuffer {
+	t.Helper()
 	conf := filepath.Join(dir, "chrony.conf")
 	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)

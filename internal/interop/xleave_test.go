@@ -11,8 +11,6 @@ import (
 	"regexp"
 	"runtime"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -76,30 +74,7 @@ func startChronydClient(t *testing.T, source string, extra ...string) string {
 		"bindcmdaddress " + sock,
 		"pidfile " + filepath.Join(dir, "chronyd.pid"),
 	}, extra...)
-	conf := filepath.Join(dir, "chrony.conf")
-	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(chronyd, chronyArgs("-x", "-d", "-f", conf)...)
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("chronyd log:\n%s", out.String())
-		}
-	})
+	runChronyd(t, chronyd, dir, lines)
 	return sock
 }
 
