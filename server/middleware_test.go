@@ -1003,7 +1003,10 @@ func BenchmarkMiddlewareParallel(b *testing.B) {
 				r := mwReq("192.0.2.1:123", time.Now())
 				for i := uint32(0); pb.Next(); i++ {
 					a := base + i&0xfff
-					r.Src = netip.AddrPortFrom(netip.AddrFrom4([4]byte{100, byte(64 + a>>16), byte(a >> 8), byte(a)}), uint16(i))
+					// Each goroutine's clients have ports of their own, as
+					// different clients' do: in lockstep on the same ports,
+					// the goroutines would share the counters' stripe.
+					r.Src = netip.AddrPortFrom(netip.AddrFrom4([4]byte{100, byte(64 + a>>16), byte(a >> 8), byte(a)}), uint16(base>>12)*7919+uint16(i))
 					r.Received = time.Now()
 					rec.reset(r)
 					h.ServeNTP(rec, r)
