@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ntpkit/ntpkit/internal/txstamp"
-	"github.com/ntpkit/ntpkit/ntpwire"
 )
 
 // The Linux path reads and writes batches with recvmmsg/sendmmsg directly.
@@ -57,11 +56,6 @@ type txSocket struct {
 	// dirty is set by a stamped send and cleared by a read of the
 	// error queue that found it empty: only then is it worth reading.
 	dirty atomic.Bool
-}
-
-// txSent identifies the table save of a stamped reply.
-type txSent struct {
-	key, daemon ntpwire.Time
 }
 
 // txPendingSize bounds the stamped sends awaiting their stamp per
@@ -142,7 +136,7 @@ type mmsgIO struct {
 	wfail    int
 	wstamped bool // some message asks for a transmit stamp
 	// sink receives kernel transmit stamps (setTxSink)
-	sink func(key, daemon ntpwire.Time, ns int64)
+	sink func(sent txSent, ns int64)
 	// the callbacks are built once so that passing them allocates nothing
 	readFn, writeFn func(fd uintptr) bool
 	drainFn         func(fd uintptr)
@@ -166,7 +160,9 @@ func newMmsgIO(info socketInfo, batch int) *mmsgIO {
 	return m
 }
 
-func (m *mmsgIO) setTxSink(sink func(key, daemon ntpwire.Time, ns int64)) { m.sink = sink }
+func (m *mmsgIO) setTxSink(sink func(sent txSent, ns int64)) { m.sink = sink }
+
+func (m *mmsgIO) txStamps() bool { return m.tx != nil }
 
 // drain reads the socket's error queue, in at most txDrainBatches
 // batches, and hands each stamp of a pending send to the sink. The
@@ -183,7 +179,7 @@ func (m *mmsgIO) drain(fd uintptr) {
 		}
 		for _, st := range stamps {
 			if v, ok := m.tx.pending.Take(st.ID); ok && m.sink != nil {
-				m.sink(v.key, v.daemon, st.Time)
+				m.sink(v, st.Time)
 			}
 		}
 		if m.tx.pending.Len() == 0 {
@@ -294,7 +290,7 @@ func (m *mmsgIO) write(out []outMsg) int {
 		if m.wildcard && o.src.IsValid() {
 			l = putPktinfo(oob, o.src, o.ifindex, m.v6)
 		}
-		if o.save && m.tx != nil {
+		if (o.save || o.probe) && m.tx != nil {
 			l += txstamp.PutRequest(oob[l:])
 			stamped = true
 		}
@@ -334,13 +330,13 @@ func (m *mmsgIO) doWrite(fd uintptr) bool {
 			m.wdone += int(n)
 		case unix.EINTR:
 		case unix.EAGAIN:
-			if m.wstamped && m.wout[m.wdone].save {
+			if m.wstamped && m.wout[m.wdone].wantsStamp() {
 				m.lostStamp(fd)
 			}
 			return false
 		default:
 			// The first remaining datagram failed: skip it, send the rest.
-			if m.wstamped && m.wout[m.wdone].save {
+			if m.wstamped && m.wout[m.wdone].wantsStamp() {
 				m.lostStamp(fd)
 			}
 			m.wdone++
@@ -354,8 +350,8 @@ func (m *mmsgIO) doWrite(fd uintptr) bool {
 // the socket's pending sends. The caller holds m.tx.mu.
 func (m *mmsgIO) sent(from, to int) {
 	for i := from; i < to; i++ {
-		if o := &m.wout[i]; o.save {
-			m.tx.pending.Add(txSent{key: o.key, daemon: o.daemonTx})
+		if o := &m.wout[i]; o.wantsStamp() {
+			m.tx.pending.Add(txSent{key: o.key, daemon: o.daemonTx, probe: o.probe, place: o.place})
 			m.tx.dirty.Store(true)
 		}
 	}

@@ -93,3 +93,82 @@ func (c *sendClock) update(n int, stamping, sending time.Duration) {
 	c.slope = min(max(c.slope, 0), float64(sendClockCeiling))
 	c.fixed = max(c.fixed, 0)
 }
+
+// A prediction is the time a reply is handed to the kernel; the moment it
+// leaves comes later by the system call's entry and the network stack's
+// path to the device, which no clock reading in user space sees. Where
+// the kernel reports transmit stamps (Linux, SO_TIMESTAMPING), the
+// worker asks for one on an occasional basic reply (a probe: at most
+// probeEvery replies apart, or probeInterval, so a quiet server
+// calibrates too; the probed reply's place in its send turns round, so
+// every place is calibrated) and learns, for each place in a send, how
+// far the kernel's stamp lies from the time the reply carried: the lead.
+// Later replies carry the prediction plus the lead. The lead is a running
+// median: each probe moves it one step towards its sample, the step a
+// small fraction of the samples' recent spread (a mean absolute
+// deviation, each sample clipped at four times it), so a probe delayed by
+// an interrupt or a preemption moves it no more than any other, a fresh
+// or changed lead is found in a few dozen probes, and a settled one
+// wanders by a fraction of the noise. It is bounded by ±sendClockCeiling.
+const (
+	// probeEvery is the most replies between two probes: at 50 000
+	// replies a second, about 1 500 error-queue reads a second.
+	probeEvery = 32
+	// probeInterval is the longest time between probes while replies
+	// are sent.
+	probeInterval = time.Millisecond
+	// leadPlaces is how many places in a send have a lead of their own;
+	// later places share the last one.
+	leadPlaces = 8
+	// leadMinStep and leadMaxStep bound how far one probe moves a lead.
+	leadMinStep = 2 * time.Nanosecond
+	leadMaxStep = time.Microsecond
+	// leadClipFloor is the least clip of a sample's deviation, so that
+	// the spread can grow from zero.
+	leadClipFloor = time.Microsecond
+)
+
+// leadClock is the calibration of a worker's predictions against the
+// kernel's transmit stamps.
+type leadClock struct {
+	lead   [leadPlaces]time.Duration
+	spread [leadPlaces]time.Duration
+	// since counts replies since the last probe, last is when it was,
+	// and turn picks the place of the next.
+	since int
+	last  time.Time
+	turn  int
+}
+
+// place is the lead index of reply i of a send.
+func place(i int) int { return min(i, leadPlaces-1) }
+
+// correction is the lead to add to the prediction of reply i of a send.
+func (l *leadClock) correction(i int) time.Duration { return l.lead[place(i)] }
+
+// probe reports which reply of a send of n, stamped at now, should ask
+// for a kernel transmit stamp, or -1 for none.
+func (l *leadClock) probe(n int, now time.Time) int {
+	l.since += n
+	if l.since < probeEvery && now.Sub(l.last) < probeInterval {
+		return -1
+	}
+	l.since, l.last = 0, now
+	l.turn++
+	return l.turn % min(n, leadPlaces)
+}
+
+// learn moves the lead of reply i's place one step towards residual,
+// the kernel's stamp minus the time the reply carried.
+func (l *leadClock) learn(i int, residual time.Duration) {
+	p := place(i)
+	dev := min(residual.Abs(), max(4*l.spread[p], leadClipFloor))
+	l.spread[p] += (dev - l.spread[p]) / 16
+	step := min(max(l.spread[p]/8, leadMinStep), leadMaxStep)
+	switch {
+	case residual > 0:
+		l.lead[p] = min(l.lead[p]+step, sendClockCeiling)
+	case residual < 0:
+		l.lead[p] = max(l.lead[p]-step, -sendClockCeiling)
+	}
+}

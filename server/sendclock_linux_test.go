@@ -144,3 +144,109 @@ func TestPredictedTransmitTimes(t *testing.T) {
 		}
 	}
 }
+
+// clientErrors serves rounds bursts of n requests over loopback and
+// returns, for each reply of the last half of the rounds, its transmit
+// timestamp minus the client's kernel receive stamp (on loopback the
+// receive stamp follows the sender's transmit stamp by a fraction of a
+// microsecond). The server asks the kernel for transmit stamps, so it
+// calibrates its transmit times unless uncalibrated.
+func clientErrors(t *testing.T, uncalibrated bool, rounds, n int) []time.Duration {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Skip(err)
+	}
+	defer pc.Close()
+	s := &Server{uncalibrated: uncalibrated}
+	s.init()
+	const batch = DefaultBatch
+	newIO, err := openPacketIO(pc, batch, true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := s.newWorker(newIO(), batch)
+	if !w.calibrate && !uncalibrated {
+		t.Skip("the kernel gives no transmit stamps")
+	}
+	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(localAddrPort(pc)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadBuffer(1 << 20)
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	_ = rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+	})
+	if serr != nil {
+		t.Skip(serr)
+	}
+	req := reqBytes()
+	buf := make([]byte, 512)
+	oob := make([]byte, 128)
+	var errs []time.Duration
+	for r := 0; r < rounds; r++ {
+		for i := 0; i < n; i++ {
+			if _, err := c.Write(req); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for got := 0; got < n; {
+			_ = pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			k, err := w.io.read(w.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.handleBatch(k)
+			got += k
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for i := 0; i < n; i++ {
+			k, oobn, _, _, err := c.ReadMsgUDP(buf, oob)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var p ntpwire.Packet
+			if err := p.Decode(buf[:k]); err != nil {
+				t.Fatal(err)
+			}
+			var m inMsg
+			parseControl(oob[:oobn], &m)
+			if m.rxNanos == 0 || r < rounds/2 {
+				continue
+			}
+			rx := time.Unix(0, m.rxNanos)
+			errs = append(errs, p.XmitTime.In(rx).Sub(rx))
+		}
+	}
+	if len(errs) == 0 {
+		t.Skip("no kernel receive stamps")
+	}
+	return errs
+}
+
+// TestCalibratedTransmitTimes checks that calibration against kernel
+// transmit stamps removes the bias of transmit times read in user space
+// before the send: the client sees them arrive, by its kernel's receive
+// stamps, about as long after they were stamped as the send path takes;
+// calibrated, the median is a fraction of that.
+func TestCalibratedTransmitTimes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a timing measurement")
+	}
+	const rounds, n = 2000, 8
+	plain := percentile(clientErrors(t, true, rounds, n), 0.5)
+	cal := percentile(clientErrors(t, false, rounds, n), 0.5)
+	t.Logf("T3 - client's receive stamp, median: uncalibrated %v, calibrated %v", plain, cal)
+	if cal.Abs() > plain.Abs()/2 {
+		t.Errorf("calibrated median %v, want well under the uncalibrated %v", cal, plain)
+	}
+	if cal.Abs() > 2*time.Microsecond {
+		t.Errorf("calibrated median %v, want within 2µs", cal)
+	}
+}

@@ -83,8 +83,11 @@ type Server struct {
 	src      Source
 	handler  Handler
 	mapper   clock.SystemMapper // nil: kernel stamps cannot be used
-	xtable   *txTable           // nil: interleaved mode is off
-	stats    statsSet
+	// uncalibrated turns off the calibration of transmit times against
+	// kernel transmit stamps (tests compare with and without).
+	uncalibrated bool
+	xtable       *txTable // nil: interleaved mode is off
+	stats        statsSet
 
 	mu       sync.Mutex
 	closed   bool
@@ -180,7 +183,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	// Kernel transmit stamps are only worth asking for when interleaved
 	// mode can hand them out and the Source can put them on its
 	// timescale.
-	newIO, err := openPacketIO(pc, batch, s.mapper != nil, s.mapper != nil && s.xtable != nil)
+	newIO, err := openPacketIO(pc, batch, s.mapper != nil, s.mapper != nil)
 	if err != nil {
 		return err
 	}
@@ -300,10 +303,22 @@ type packetIO interface {
 }
 
 // txStamper is implemented by a packetIO that can ask the kernel for
-// transmit timestamps of the replies flagged save: it hands each stamp,
-// with the reply's save, to the sink.
+// transmit timestamps of the replies flagged save or probe: it hands
+// each stamp, with what the reply left for it, to the sink.
 type txStamper interface {
-	setTxSink(sink func(key, daemon ntpwire.Time, ns int64))
+	setTxSink(sink func(sent txSent, ns int64))
+	// txStamps reports whether the socket delivers transmit stamps.
+	txStamps() bool
+}
+
+// txSent is what a reply that asked for a kernel transmit stamp leaves
+// for it: for an interleaved save, the table key and the time saved
+// (daemon); for a probe, the transmit time the reply carried (daemon)
+// and its place in its send.
+type txSent struct {
+	key, daemon ntpwire.Time
+	probe       bool
+	place       uint8
 }
 
 // inMsg is one received datagram.
@@ -330,8 +345,16 @@ type outMsg struct {
 	save        bool
 	interleaved bool // the reply is interleaved (counted when sent)
 	key         ntpwire.Time
-	daemonTx    ntpwire.Time // the transmit time saved, set by flush
+	daemonTx    ntpwire.Time // the transmit time saved or, for a probe, sent; set by flush
+	// probe: ask the kernel to stamp this basic reply, to calibrate the
+	// transmit time prediction (leadClock); place is its place in its send.
+	probe bool
+	place uint8
 }
+
+// wantsStamp reports whether the reply asks the kernel for a transmit
+// stamp.
+func (o *outMsg) wantsStamp() bool { return o.save || o.probe }
 
 // localPort returns the port of the socket w reads.
 func (s *Server) localPort(w *worker) uint16 { return w.io.localPort() }

@@ -20,8 +20,12 @@ type worker struct {
 	req     Request
 	rw      responseWriter
 	handler Handler
-	// sendClock predicts each staged reply's transmit time.
+	// sendClock predicts each staged reply's transmit time; leads
+	// calibrates the prediction against kernel transmit stamps when
+	// calibrate is set.
 	sendClock sendClock
+	leads     leadClock
+	calibrate bool
 	odd       bool // the next chunk is one reply shorter
 	sendBatch int  // most replies per send system call
 }
@@ -46,8 +50,9 @@ func (s *Server) newWorker(io packetIO, batch int) *worker {
 		w.out[i].buf = make([]byte, 0, MaxPacket)
 	}
 	w.rw.w = w
-	if st, ok := io.(txStamper); ok && s.xtable != nil && s.mapper != nil {
+	if st, ok := io.(txStamper); ok && s.mapper != nil && st.txStamps() {
 		st.setTxSink(w.kernelTxStamp)
+		w.calibrate = !s.uncalibrated
 	}
 	return w
 }
@@ -155,16 +160,27 @@ func (w *worker) flush() {
 		out := w.out[start:min(start+k, w.nout)]
 		start += len(out)
 		t0 := src.Now()
+		probe := -1
+		if w.calibrate {
+			probe = w.leads.probe(len(out), t0)
+		}
 		ilv := 0
 		for i := range out {
 			o := &out[i]
 			if o.stampXmit || o.save {
+				at := t0.Add(w.sendClock.offset(i, len(out)))
+				if w.calibrate {
+					at = at.Add(w.leads.correction(i))
+				}
 				// The low bit of a transmit timestamp is always clear,
 				// so a client echoing it as origin never looks
 				// interleaved.
-				now := xmitStamp(t0.Add(w.sendClock.offset(i, len(out))))
+				now := xmitStamp(at)
 				if o.stampXmit {
 					ntpwire.PutXmitTime(o.buf, now)
+					if i == probe && !o.save {
+						o.probe, o.place, o.daemonTx = true, uint8(place(i)), now
+					}
 				}
 				if o.save {
 					// Saved before the send, so the kernel's stamp,
@@ -275,6 +291,7 @@ func (rw *responseWriter) commit(o *outMsg, stampXmit bool) error {
 		rw.w.c.oversize.Add(1) // counted as oversize, not as a handler drop
 		return ErrReplyTooLong
 	}
+	o.probe = false
 	o.dst = rw.m.src
 	o.src = rw.m.dst
 	o.ifindex = rw.m.ifindex

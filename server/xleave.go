@@ -166,20 +166,31 @@ func wantsInterleaved(req *ntpwire.Packet) bool {
 	return req.Version == 4 && req.OrigTime&1 == 1 && req.RecvTime != req.XmitTime
 }
 
-// kernelTxStamp is a sink for kernel transmit stamps: key and daemon
-// identify the save the stamped reply made, ns is the kernel's stamp
-// (system clock, Unix nanoseconds). It converts the stamp to the served
-// timescale and puts it in the table when it fits.
-func (w *worker) kernelTxStamp(key, daemon ntpwire.Time, ns int64) {
+// kernelTxStamp is a sink for kernel transmit stamps: sent is what the
+// stamped reply left for its stamp, ns the kernel's stamp (system clock,
+// Unix nanoseconds). A probe's stamp calibrates the worker's transmit
+// time prediction; an interleaved save's goes into the table when it
+// fits.
+func (w *worker) kernelTxStamp(sent txSent, ns int64) {
 	s := w.s
-	if s.xtable == nil || s.mapper == nil {
+	if s.mapper == nil {
 		return
 	}
-	k := xmitStamp(s.mapper.FromSystem(time.Unix(0, ns)))
-	if d := k.Sub(daemon); d < 0 || d > maxKernelTxDelay {
+	kt := s.mapper.FromSystem(time.Unix(0, ns))
+	if sent.probe {
+		if d := ntpwire.StampOf(kt).Sub(sent.daemon); d > -sendClockCeiling && d < sendClockCeiling {
+			w.leads.learn(int(sent.place), d)
+		}
 		return
 	}
-	if s.xtable.replace(key, daemon, k) {
+	if s.xtable == nil {
+		return
+	}
+	k := xmitStamp(kt)
+	if d := k.Sub(sent.daemon); d < 0 || d > maxKernelTxDelay {
+		return
+	}
+	if s.xtable.replace(sent.key, sent.daemon, k) {
 		w.c.kernelTx.Add(1)
 	}
 }
