@@ -18,6 +18,17 @@
 // socket runs NTS-KE once, then sends NTS-authenticated requests and
 // checks every reply's authenticator.
 //
+// The stamps scenario measures each server's own timestamping error,
+// which the plain scenarios' offsets cannot show: there ntpload takes T1
+// in user space, and its own noise dominates. It runs ntpload
+// -interleaved (T1 and T4 from the client's kernel stamps) at -rate and
+// at full load against fresh servers that answer in basic mode only (our
+// daemon with server.disable_interleaved, chronyd with noclientlog), so
+// each reply's offset is the server's T2/T3 error; it fails if more than
+// a trace of the replies came back interleaved. Just that scenario:
+//
+//	go run ./internal/bench -only stamps
+//
 // The interleaved scenario runs ntpload -interleaved against both
 // servers at -rate (50,000 requests/s) and, with -interleaved-full, at
 // full load: each request quotes an earlier reply (chrony's interleaved
@@ -79,6 +90,7 @@ type options struct {
 	plain     bool
 	attack    bool
 	xleave    bool
+	stamps    bool
 	// xleaveFull adds a full-load run to the interleaved scenario.
 	xleaveFull bool
 	only       string
@@ -100,15 +112,16 @@ func run() error {
 	flag.BoolVar(&o.plain, "plain", true, "measure plain NTP at full load and at -rate")
 	flag.BoolVar(&o.nts, "nts", true, "also measure NTS-authenticated requests at full load")
 	flag.BoolVar(&o.xleave, "interleaved", true, "also measure interleaved-mode requests (ntpload -interleaved) at -rate")
+	flag.BoolVar(&o.stamps, "stamps", true, "also measure the servers' own timestamping error (ntpload -interleaved against servers that answer basic only) at -rate and full load")
 	flag.BoolVar(&o.xleaveFull, "interleaved-full", true, "the interleaved scenario also runs at full load")
-	flag.StringVar(&o.only, "only", "", "run just one `scenario`: plain, interleaved, nts, attack or scaling")
+	flag.StringVar(&o.only, "only", "", "run just one `scenario`: plain, stamps, interleaved, nts, attack or scaling")
 	flag.IntVar(&o.readBuf, "read-buffer", 1<<20, "our daemon's server.read_buffer and write_buffer")
 	flag.BoolVar(&o.verbose, "v", false, "print every run")
 	flag.Parse()
 	if o.only != "" {
-		sel := map[string]*bool{"plain": &o.plain, "interleaved": &o.xleave, "nts": &o.nts, "attack": &o.attack, "scaling": &o.scaling}
+		sel := map[string]*bool{"plain": &o.plain, "stamps": &o.stamps, "interleaved": &o.xleave, "nts": &o.nts, "attack": &o.attack, "scaling": &o.scaling}
 		if sel[o.only] == nil {
-			return fmt.Errorf("-only %q: want plain, interleaved, nts, attack or scaling", o.only)
+			return fmt.Errorf("-only %q: want plain, stamps, interleaved, nts, attack or scaling", o.only)
 		}
 		for _, p := range sel {
 			*p = false
@@ -188,6 +201,11 @@ func run() error {
 	ourSrv.stop()
 	chronySrv.stop()
 
+	if o.stamps {
+		if err := b.stampsScenario(ours, chronyd); err != nil {
+			return err
+		}
+	}
 	if o.xleave {
 		if err := b.interleavedScenario(ours, chronyd); err != nil {
 			return err
@@ -302,18 +320,19 @@ func (b *bench) start(name string, port int, cpus string, argv ...string) (*serv
 }
 
 func (b *bench) startOurs(bin string, port, sockets int, cpus string) (*server, error) {
-	return b.startOursWith(bin, port, sockets, cpus, false, "")
+	return b.startOursWith(bin, port, sockets, cpus, false, "", "")
 }
 
-// startOursWith starts our daemon with extra top-level JSON members
-// (",\"nts\":{...}") added to the benchmark configuration.
+// startOursWith starts our daemon with extra members of its "server"
+// object (",\"disable_interleaved\":true") and extra top-level JSON
+// members (",\"nts\":{...}") added to the benchmark configuration.
 // With rateLimit the daemon's default rate limiting stays on.
-func (b *bench) startOursWith(bin string, port, sockets int, cpus string, rateLimit bool, extra string) (*server, error) {
+func (b *bench) startOursWith(bin string, port, sockets int, cpus string, rateLimit bool, serverExtra, extra string) (*server, error) {
 	if !rateLimit {
 		extra = `,"rate_limit":{"enabled":false}` + extra
 	}
-	cfg := fmt.Sprintf(`{"listen":["127.0.0.1:%d"],"server":{"sockets":%d,"workers":1,"read_buffer":%d,"write_buffer":%d},"api":{"listen":""},"log_level":"warn"%s}`,
-		port, sockets, b.o.readBuf, b.o.readBuf, extra)
+	cfg := fmt.Sprintf(`{"listen":["127.0.0.1:%d"],"server":{"sockets":%d,"workers":1,"read_buffer":%d,"write_buffer":%d%s},"api":{"listen":""},"log_level":"warn"%s}`,
+		port, sockets, b.o.readBuf, b.o.readBuf, serverExtra, extra)
 	path := filepath.Join(b.dir, fmt.Sprintf("ntpkit-%d-%d.json", sockets, port))
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err
@@ -422,8 +441,10 @@ type report struct {
 }
 
 type pct struct {
-	P50 float64 `json:"p50"`
-	P99 float64 `json:"p99"`
+	P1   float64 `json:"p1"`
+	P50  float64 `json:"p50"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p99.9"`
 }
 
 // sample is one load run against one server.
