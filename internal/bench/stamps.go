@@ -43,15 +43,29 @@ func (b *bench) stampsScenario(ours, chronyd string) error {
 		if err != nil {
 			return err
 		}
-		for _, s := range append(a, c...) {
-			if s.Interleaved == nil {
-				return fmt.Errorf("stamps: ntpload -interleaved reported no interleaved figures")
-			}
-			if p := s.Interleaved.InterleavedPercent; p > maxStampsXleavePct {
-				return fmt.Errorf("stamps: %.2f%% of replies interleaved (at most %.1f%% wanted): a server still serves interleaved mode", p, maxStampsXleavePct)
-			}
+		if err := basicOnly(ourSrv.name, a); err != nil {
+			return err
+		}
+		if err := basicOnly(chronySrv.name, c); err != nil {
+			return err
 		}
 		printTableOf(r.name, "ntpkit", "chronyd", a, c, stampsMetrics)
+	}
+	return nil
+}
+
+// basicOnly reports an error unless every run of xs, against the server
+// called name, came back basic but for at most maxStampsXleavePct of its
+// replies: else the server serves interleaved mode and the run's offsets
+// are not of its pre-send stamps alone.
+func basicOnly(name string, xs []sample) error {
+	for _, s := range xs {
+		if s.Interleaved == nil {
+			return fmt.Errorf("stamps: ntpload against %s reported no interleaved figures (not run with -interleaved?)", name)
+		}
+		if p := s.Interleaved.InterleavedPercent; p > maxStampsXleavePct {
+			return fmt.Errorf("stamps: %.2f%% of %s's replies were interleaved (at most %.1f%% allowed): it still serves interleaved mode", p, name, maxStampsXleavePct)
+		}
 	}
 	return nil
 }
