@@ -25,7 +25,7 @@ const (
 
 // attackScenario measures both servers under the flood.
 func (b *bench) attackScenario(ours, chronyd string) error {
-	ourSrv, err := b.startOursWith(ours, freePort(), 1, b.o.serverCPU, true, "")
+	ourSrv, err := b.startOursWith(ours, freePort(), 1, b.o.serverCPU, true, "", "")
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,17 @@
 // socket runs NTS-KE once, then sends NTS-authenticated requests and
 // checks every reply's authenticator.
 //
+// The stamps scenario measures each server's own timestamping error,
+// which the plain scenarios' offsets cannot show: there ntpload takes T1
+// in user space, and its own noise dominates. It runs ntpload
+// -interleaved (T1 and T4 from the client's kernel stamps) at -rate and
+// at full load against fresh servers that answer in basic mode only (our
+// daemon with server.disable_interleaved, chronyd with noclientlog), so
+// each reply's offset is the server's T2/T3 error; it fails if more than
+// a trace of the replies came back interleaved. Just that scenario:
+//
+//	go run ./internal/bench -only stamps
+//
 // The interleaved scenario runs ntpload -interleaved against both
 // servers at -rate (50,000 requests/s) and, with -interleaved-full, at
 // full load: each request quotes an earlier reply (chrony's interleaved
@@ -56,6 +67,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 func main() {
@@ -78,6 +90,7 @@ type options struct {
 	plain     bool
 	attack    bool
 	xleave    bool
+	stamps    bool
 	// xleaveFull adds a full-load run to the interleaved scenario.
 	xleaveFull bool
 	only       string
@@ -99,15 +112,16 @@ func run() error {
 	flag.BoolVar(&o.plain, "plain", true, "measure plain NTP at full load and at -rate")
 	flag.BoolVar(&o.nts, "nts", true, "also measure NTS-authenticated requests at full load")
 	flag.BoolVar(&o.xleave, "interleaved", true, "also measure interleaved-mode requests (ntpload -interleaved) at -rate")
+	flag.BoolVar(&o.stamps, "stamps", true, "also measure the servers' own timestamping error (ntpload -interleaved against servers that answer basic only) at -rate and full load")
 	flag.BoolVar(&o.xleaveFull, "interleaved-full", true, "the interleaved scenario also runs at full load")
-	flag.StringVar(&o.only, "only", "", "run just one `scenario`: plain, interleaved, nts, attack or scaling")
+	flag.StringVar(&o.only, "only", "", "run just one `scenario`: plain, stamps, interleaved, nts, attack or scaling")
 	flag.IntVar(&o.readBuf, "read-buffer", 1<<20, "our daemon's server.read_buffer and write_buffer")
 	flag.BoolVar(&o.verbose, "v", false, "print every run")
 	flag.Parse()
 	if o.only != "" {
-		sel := map[string]*bool{"plain": &o.plain, "interleaved": &o.xleave, "nts": &o.nts, "attack": &o.attack, "scaling": &o.scaling}
+		sel := map[string]*bool{"plain": &o.plain, "stamps": &o.stamps, "interleaved": &o.xleave, "nts": &o.nts, "attack": &o.attack, "scaling": &o.scaling}
 		if sel[o.only] == nil {
-			return fmt.Errorf("-only %q: want plain, interleaved, nts, attack or scaling", o.only)
+			return fmt.Errorf("-only %q: want plain, stamps, interleaved, nts, attack or scaling", o.only)
 		}
 		for _, p := range sel {
 			*p = false
@@ -187,6 +201,11 @@ func run() error {
 	ourSrv.stop()
 	chronySrv.stop()
 
+	if o.stamps {
+		if err := b.stampsScenario(ours, chronyd); err != nil {
+			return err
+		}
+	}
 	if o.xleave {
 		if err := b.interleavedScenario(ours, chronyd); err != nil {
 			return err
@@ -301,18 +320,19 @@ func (b *bench) start(name string, port int, cpus string, argv ...string) (*serv
 }
 
 func (b *bench) startOurs(bin string, port, sockets int, cpus string) (*server, error) {
-	return b.startOursWith(bin, port, sockets, cpus, false, "")
+	return b.startOursWith(bin, port, sockets, cpus, false, "", "")
 }
 
-// startOursWith starts our daemon with extra top-level JSON members
-// (",\"nts\":{...}") added to the benchmark configuration.
+// startOursWith starts our daemon with extra members of its "server"
+// object (",\"disable_interleaved\":true") and extra top-level JSON
+// members (",\"nts\":{...}") added to the benchmark configuration.
 // With rateLimit the daemon's default rate limiting stays on.
-func (b *bench) startOursWith(bin string, port, sockets int, cpus string, rateLimit bool, extra string) (*server, error) {
+func (b *bench) startOursWith(bin string, port, sockets int, cpus string, rateLimit bool, serverExtra, extra string) (*server, error) {
 	if !rateLimit {
 		extra = `,"rate_limit":{"enabled":false}` + extra
 	}
-	cfg := fmt.Sprintf(`{"listen":["127.0.0.1:%d"],"server":{"sockets":%d,"workers":1,"read_buffer":%d,"write_buffer":%d},"api":{"listen":""},"log_level":"warn"%s}`,
-		port, sockets, b.o.readBuf, b.o.readBuf, extra)
+	cfg := fmt.Sprintf(`{"listen":["127.0.0.1:%d"],"server":{"sockets":%d,"workers":1,"read_buffer":%d,"write_buffer":%d%s},"api":{"listen":""},"log_level":"warn"%s}`,
+		port, sockets, b.o.readBuf, b.o.readBuf, serverExtra, extra)
 	path := filepath.Join(b.dir, fmt.Sprintf("ntpkit-%d-%d.json", sockets, port))
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err
@@ -421,8 +441,10 @@ type report struct {
 }
 
 type pct struct {
-	P50 float64 `json:"p50"`
-	P99 float64 `json:"p99"`
+	P1   float64 `json:"p1"`
+	P50  float64 `json:"p50"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p99.9"`
 }
 
 // sample is one load run against one server.
@@ -507,9 +529,12 @@ var metrics = []metric{
 	{"RTT p99 µs", func(s sample) float64 { return s.RTT.P99 }, "%.1f"},
 	{"T3-T2 p50 µs", func(s sample) float64 { return s.Proc.P50 }, "%.1f"},
 	{"T3-T2 p99 µs", func(s sample) float64 { return s.Proc.P99 }, "%.1f"},
-	{"offset p50 µs", func(s sample) float64 { return s.Offset.P50 }, "%.1f"},
-	{"|offset| p50 µs", func(s sample) float64 { return s.AbsOffset.P50 }, "%.1f"},
-	{"|offset| p99 µs", func(s sample) float64 { return s.AbsOffset.P99 }, "%.1f"},
+	// ntpload in basic mode takes T1 in user space before its sendmmsg,
+	// interpolated over the batch, so these offsets hold the client's own
+	// T1 error too; the stamps scenario measures the servers' alone.
+	{"offset p50 µs (client T1 in user space)", func(s sample) float64 { return s.Offset.P50 }, "%.1f"},
+	{"|offset| p50 µs (client T1 in user space)", func(s sample) float64 { return s.AbsOffset.P50 }, "%.1f"},
+	{"|offset| p99 µs (client T1 in user space)", func(s sample) float64 { return s.AbsOffset.P99 }, "%.1f"},
 }
 
 func spread(xs []sample, f func(sample) float64) (lo, hi float64) {
@@ -533,7 +558,11 @@ func printTable(title, an, cn string, a, c []sample) {
 
 func printTableOf(title, an, cn string, a, c []sample, metrics []metric) {
 	fmt.Printf("== %s (median [min–max] of %d rounds)\n", title, len(a))
-	fmt.Printf("%-26s %26s %26s %8s\n", "", an, cn, "ratio")
+	w := 26 // the name column fits the longest metric name
+	for _, m := range metrics {
+		w = max(w, utf8.RuneCountInString(m.name))
+	}
+	fmt.Printf("%-*s %26s %26s %8s\n", w, "", an, cn, "ratio")
 	cell := func(xs []sample, m metric) string {
 		lo, hi := spread(xs, m.f)
 		return fmt.Sprintf(m.format+" ["+m.format+"–"+m.format+"]", median(xs, m.f), lo, hi)
@@ -544,7 +573,7 @@ func printTableOf(title, an, cn string, a, c []sample, metrics []metric) {
 		if y != 0 {
 			ratio = fmt.Sprintf("%.2f", x/y)
 		}
-		fmt.Printf("%-26s %26s %26s %8s\n", m.name, cell(a, m), cell(c, m), ratio)
+		fmt.Printf("%-*s %26s %26s %8s\n", w, m.name, cell(a, m), cell(c, m), ratio)
 	}
 	fmt.Println()
 }

@@ -25,7 +25,7 @@ func (b *bench) ntsScenario(ours, chronyd string) error {
 		}
 	}
 	ourPort, ourKE := freePort(), freeTCPPort()
-	ourSrv, err := b.startOursWith(ours, ourPort, 1, b.o.serverCPU, false,
+	ourSrv, err := b.startOursWith(ours, ourPort, 1, b.o.serverCPU, false, "",
 		fmt.Sprintf(`,"nts":{"enabled":true,"listen":"127.0.0.1:%d","cert_file":%q,"key_file":%q}`, ourKE, pki.CertFile, pki.KeyFile))
 	if err != nil {
 		return err
