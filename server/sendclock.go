@@ -120,6 +120,10 @@ const (
 	// leadPlaces is how many places in a send have a lead of their own;
 	// later places share the last one.
 	leadPlaces = 8
+	// leadSealed is the lead of replies sealed (NTS) and sent alone:
+	// their transmit time is read before the sealing, not just before
+	// the send.
+	leadSealed = leadPlaces
 	// leadMinStep and leadMaxStep bound how far one probe moves a lead.
 	leadMinStep = 2 * time.Nanosecond
 	leadMaxStep = time.Microsecond
@@ -131,8 +135,8 @@ const (
 // leadClock is the calibration of a worker's predictions against the
 // kernel's transmit stamps.
 type leadClock struct {
-	lead   [leadPlaces]time.Duration
-	spread [leadPlaces]time.Duration
+	lead   [leadPlaces + 1]time.Duration // the last is leadSealed's
+	spread [leadPlaces + 1]time.Duration
 	// since counts replies since the last probe, last is when it was,
 	// and turn picks the place of the next.
 	since int
@@ -158,10 +162,14 @@ func (l *leadClock) probe(n int, now time.Time) int {
 	return l.turn % min(n, leadPlaces)
 }
 
-// learn moves the lead of reply i's place one step towards residual,
-// the kernel's stamp minus the time the reply carried.
+// learn moves the lead of reply i's place (or, for i == leadSealed, of
+// sealed replies) one step towards residual, the kernel's stamp minus the
+// time the reply carried.
 func (l *leadClock) learn(i int, residual time.Duration) {
 	p := place(i)
+	if i == leadSealed {
+		p = leadSealed
+	}
 	dev := min(residual.Abs(), max(4*l.spread[p], leadClipFloor))
 	l.spread[p] += (dev - l.spread[p]) / 16
 	step := min(max(l.spread[p]/8, leadMinStep), leadMaxStep)

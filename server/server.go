@@ -64,7 +64,12 @@ type Server struct {
 	// bytes (SO_RCVBUF, SO_SNDBUF). Zero keeps the system default.
 	ReadBuffer, WriteBuffer int
 	// UserTimestamps makes the server read receive timestamps from its
-	// clock after each read instead of asking the kernel for them.
+	// clock after each read instead of asking the kernel for them. By
+	// default, where the kernel also reports transmit stamps (Linux), the
+	// server asks for one on about one basic reply in 32 and calibrates
+	// the transmit times it writes against them, so that they name the
+	// moment the kernel sends a reply rather than a moment before the
+	// system call; UserTimestamps turns that off too.
 	UserTimestamps bool
 	// DisableInterleaved turns interleaved mode off: every request gets
 	// a basic reply. By default (as in chrony) a client that asks for

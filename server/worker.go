@@ -312,13 +312,24 @@ func (rw *responseWriter) ReplySealed(p ntpwire.Packet, seal func(pkt []byte) ([
 	if rw.replied {
 		return ErrReplied
 	}
-	o := &rw.w.out[rw.w.nout]
+	w := rw.w
+	o := &w.out[w.nout]
 	save, interleaved := rw.interleave(&p)
+	// A reply sealed alone (nothing staged before it, the usual case)
+	// leaves first in its send, after the sealing: its lead has a place
+	// of its own, and it may be a probe.
+	alone := w.calibrate && w.nout == 0
+	probe := false
 	if !interleaved {
+		now := w.s.src.Now()
 		if p.Mode == ntpwire.ModeServer && !p.IsKiss() {
-			p.XmitTime = xmitStamp(rw.w.s.src.Now())
+			if alone {
+				now = now.Add(w.leads.lead[leadSealed])
+				probe = !save && w.leads.probe(1, now) >= 0
+			}
+			p.XmitTime = xmitStamp(now)
 		} else {
-			p.XmitTime = ntpwire.StampOf(rw.w.s.src.Now())
+			p.XmitTime = ntpwire.StampOf(now)
 		}
 	}
 	o.save, o.interleaved, o.key = save, interleaved, p.RecvTime
@@ -340,10 +351,13 @@ func (rw *responseWriter) ReplySealed(p ntpwire.Packet, seal func(pkt []byte) ([
 	if err := rw.commit(o, false); err != nil {
 		return err
 	}
+	if probe {
+		o.probe, o.place, o.daemonTx = true, leadSealed, p.XmitTime
+	}
 	// The transmit time is sealed in: send now, not after the rest of
 	// the batch is handled, or the reply would leave late by however
 	// long that took.
-	rw.w.flush()
+	w.flush()
 	return nil
 }
 
