@@ -96,3 +96,7 @@ func (k *aesKey) cbcLanes(x *[4][BlockSize]byte, runs *[4]laneRun) {
 		cbcLanes4(k.nr, &k.xk, x, runs, steps)
 	}
 }
+
+// Accelerated reports whether new keys use the AES-NI assembly rather
+// than crypto/aes. With it, expanding a key allocates nothing.
+func Accelerated() bool { return useAsm }

@@ -26,24 +26,35 @@ type SIV struct {
 // New returns an SIV for a 32-, 48- or 64-byte key: the first half keys
 // S2V (CMAC), the second half CTR mode.
 func New(key []byte) (*SIV, error) {
+	s := new(SIV)
+	if err := s.Init(key); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Init keys s as New would, in place, so that an SIV can live inside a
+// larger structure instead of in an allocation of its own. s must not
+// be in use, and must not be copied afterwards.
+func (s *SIV) Init(key []byte) error {
 	switch len(key) {
 	case 32, 48, 64:
 	default:
-		return nil, fmt.Errorf("aessiv: key is %d bytes, want 32, 48 or 64", len(key))
+		return fmt.Errorf("aessiv: key is %d bytes, want 32, 48 or 64", len(key))
 	}
 	half := len(key) / 2
-	s := new(SIV)
+	*s = SIV{}
 	if err := s.mac.init(key[:half]); err != nil {
-		return nil, err
+		return err
 	}
 	if err := s.ctr.init(key[half:]); err != nil {
-		return nil, fmt.Errorf("aessiv: CTR key: %w", err)
+		return fmt.Errorf("aessiv: CTR key: %w", err)
 	}
 	// S2V starts from CMAC(K, <zero>): one whole block, so AES(K, zero
 	// XOR K1), computed in s's own memory.
 	s.d0 = s.mac.k1
 	s.mac.key.encrypt1(&s.d0)
-	return s, nil
+	return nil
 }
 
 // Seal encrypts and authenticates plaintext and appends V||C to dst, as the

@@ -78,8 +78,9 @@ func TestNTSSocketPathAllocations(t *testing.T) {
 		t.Fatalf("an NTS request over a real socket allocates %v times, want 0", allocs)
 	}
 
-	// A client the key cache has not seen costs the key schedules of its
-	// two AEADs: crypto/aes allocates each expanded key.
+	// A client the key cache has not seen costs its key cache entry,
+	// which holds its two AEADs; where they use crypto/aes instead of
+	// the assembly, it also allocates each of their four expanded keys.
 	const clients = 200
 	reqs := make([][]byte, clients)
 	for i := range reqs {
@@ -99,8 +100,12 @@ func TestNTSSocketPathAllocations(t *testing.T) {
 		roundTrip()
 	})
 	t.Logf("allocations per NTS request: %v from a cached client, %v from a new one", allocs, cold)
-	if cold > 7 {
-		t.Fatalf("a new client's NTS request allocates %v times, want at most 7", cold)
+	want := 5.0
+	if aessiv.Accelerated() {
+		want = 1
+	}
+	if cold > want {
+		t.Fatalf("a new client's NTS request allocates %v times, want at most %v", cold, want)
 	}
 }
 
