@@ -139,3 +139,64 @@ func BenchmarkNTSRequest(b *testing.B) {
 		b.Fatalf("stats %+v", st)
 	}
 }
+
+// BenchmarkNTSLoopback drives a served loopback socket behind the NTS
+// middleware with a window of outstanding requests from one client
+// socket, plain and NTS-protected; an op is one request answered. The
+// difference between the two is what NTS adds on the whole serving path
+// (the client, which only writes prepared requests and reads, is in a
+// profile too).
+func BenchmarkNTSLoopback(b *testing.B) {
+	f := newFixture(b)
+	srv := &server.Server{Handler: f.h, Sockets: 1, ReadBuffer: 1 << 20}
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background(), pc) }()
+	defer func() {
+		srv.Shutdown(context.Background())
+		<-done
+	}()
+	p := clientPacket(f)
+	for _, bc := range []struct {
+		name string
+		req  []byte
+	}{
+		{"plain", p.AppendTo(nil)},
+		{"nts", ntske.ClientRequest(nil, &p, uid, f.cookie, 0, f.c2s)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			c, err := net.DialUDP("udp4", nil, pc.LocalAddr().(*net.UDPAddr))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetReadBuffer(1 << 20)
+			buf := make([]byte, 2048)
+			const window = 16
+			c.SetDeadline(time.Now().Add(time.Minute))
+			b.ReportAllocs()
+			out := 0
+			for b.Loop() {
+				for out < window {
+					if _, err := c.Write(bc.req); err != nil {
+						b.Fatal(err)
+					}
+					out++
+				}
+				if _, err := c.Read(buf); err != nil {
+					b.Fatal(err)
+				}
+				out--
+			}
+			c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			for ; out > 0; out-- {
+				if _, err := c.Read(buf); err != nil {
+					break
+				}
+			}
+		})
+	}
+}
