@@ -75,11 +75,14 @@ func (k *aesKey) encryptBatch(b *[maxBatch * BlockSize]byte, n int) {
 	}
 }
 
-// laneRun is the whole blocks one CBC-MAC chain still has to absorb: n
-// blocks at p.
+// laneRun is the blocks one CBC-MAC chain still has to absorb: n
+// blocks, read from p on, except that the last is read from fin when
+// fin is not nil (CMAC's final block, padded and masked elsewhere). The
+// assembly knows its layout.
 type laneRun struct {
-	p *byte
-	n int
+	p   *byte
+	n   int
+	fin *byte
 }
 
 // cbcLanes runs up to four CBC-MAC chains side by side with the

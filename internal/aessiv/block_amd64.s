@@ -157,11 +157,13 @@ TEXT ·subWord(SB), NOSPLIT, $0-12
 // func cbcLanes4(nr int, xk *[240]byte, x *[4][16]byte, runs *[4]laneRun, steps int)
 //
 // Four CBC-MAC chains side by side: chain i absorbs runs[i].n blocks
-// from runs[i].p into x[i], x[i] = E(x[i] XOR block), one block of each
-// busy chain per step, for steps steps (the longest run). The states
-// stay in X0-X3 between steps; every step encrypts all four, and a
-// chain's state is stored when its last block is done (a chain with no
-// blocks is never stored, so x[i] keeps its value). runs is consumed.
+// into x[i], x[i] = E(x[i] XOR block), one block of each busy chain per
+// step, for steps steps (the longest run). The blocks are read from
+// runs[i].p on, except the last, read from runs[i].fin when that is not
+// nil. The states stay in X0-X3 between steps; every step encrypts all
+// four, and a chain's state is stored when its last block is done (a
+// chain with no blocks is never stored, so x[i] keeps its value). runs
+// is consumed. A laneRun is 24 bytes: p, n, fin.
 TEXT ·cbcLanes4(SB), NOSPLIT, $0-40
 	MOVQ nr+0(FP), DX
 	MOVQ xk+8(FP), AX
@@ -177,37 +179,61 @@ step:
 	TESTQ R8, R8
 	JZ in0
 	MOVQ 0(SI), R9
+	CMPQ R8, $1
+	JNE load0
+	MOVQ 16(SI), R12
+	TESTQ R12, R12
+	CMOVQNE R12, R9
+load0:
 	MOVUPS 0(R9), X8
 	PXOR X8, X0
 	ADDQ $16, R9
 	MOVQ R9, 0(SI)
 in0:
-	MOVQ 24(SI), R8
+	MOVQ 32(SI), R8
 	TESTQ R8, R8
 	JZ in1
-	MOVQ 16(SI), R9
+	MOVQ 24(SI), R9
+	CMPQ R8, $1
+	JNE load1
+	MOVQ 40(SI), R12
+	TESTQ R12, R12
+	CMOVQNE R12, R9
+load1:
 	MOVUPS 0(R9), X8
 	PXOR X8, X1
 	ADDQ $16, R9
-	MOVQ R9, 16(SI)
+	MOVQ R9, 24(SI)
 in1:
-	MOVQ 40(SI), R8
+	MOVQ 56(SI), R8
 	TESTQ R8, R8
 	JZ in2
-	MOVQ 32(SI), R9
+	MOVQ 48(SI), R9
+	CMPQ R8, $1
+	JNE load2
+	MOVQ 64(SI), R12
+	TESTQ R12, R12
+	CMOVQNE R12, R9
+load2:
 	MOVUPS 0(R9), X8
 	PXOR X8, X2
 	ADDQ $16, R9
-	MOVQ R9, 32(SI)
+	MOVQ R9, 48(SI)
 in2:
-	MOVQ 56(SI), R8
+	MOVQ 80(SI), R8
 	TESTQ R8, R8
 	JZ in3
-	MOVQ 48(SI), R9
+	MOVQ 72(SI), R9
+	CMPQ R8, $1
+	JNE load3
+	MOVQ 88(SI), R12
+	TESTQ R12, R12
+	CMOVQNE R12, R9
+load3:
 	MOVUPS 0(R9), X8
 	PXOR X8, X3
 	ADDQ $16, R9
-	MOVQ R9, 48(SI)
+	MOVQ R9, 72(SI)
 in3:
 	MOVQ AX, R10
 	MOVQ DX, R11
@@ -240,27 +266,27 @@ rounds:
 	JNZ out0
 	MOVUPS X0, 0(DI)
 out0:
-	MOVQ 24(SI), R8
+	MOVQ 32(SI), R8
 	TESTQ R8, R8
 	JZ out1
 	DECQ R8
-	MOVQ R8, 24(SI)
+	MOVQ R8, 32(SI)
 	JNZ out1
 	MOVUPS X1, 16(DI)
 out1:
-	MOVQ 40(SI), R8
+	MOVQ 56(SI), R8
 	TESTQ R8, R8
 	JZ out2
 	DECQ R8
-	MOVQ R8, 40(SI)
+	MOVQ R8, 56(SI)
 	JNZ out2
 	MOVUPS X2, 32(DI)
 out2:
-	MOVQ 56(SI), R8
+	MOVQ 80(SI), R8
 	TESTQ R8, R8
 	JZ out3
 	DECQ R8
-	MOVQ R8, 56(SI)
+	MOVQ R8, 80(SI)
 	JNZ out3
 	MOVUPS X3, 48(DI)
 out3:

@@ -327,10 +327,9 @@ func (c *CMAC) adLane(l *lane, m []byte) []byte {
 // their ends. Which lanes are busy at each step depends only on
 // lengths, never on data.
 //
-// With the assembly the whole blocks of all lanes go through one
-// cbcLanes call, which keeps the chains' states in registers; a lane
-// that has only its final block (an S2V nonce) runs it there as its one
-// block. The final blocks of the other lanes follow as one batch.
+// With the assembly all the lanes' blocks, final blocks included, go
+// through one cbcLanes call, which keeps the chains' states in
+// registers.
 func (c *CMAC) runLanes(sc *Scratch, ls []lane, msgs [][]byte) {
 	if c.key.nr == 0 {
 		c.runLanesBatch(sc, ls, msgs)
@@ -341,35 +340,21 @@ func (c *CMAC) runLanes(sc *Scratch, ls []lane, msgs [][]byte) {
 	for i := range ls {
 		l := &ls[i]
 		x[i] = l.x
-		switch m := msgs[i]; {
-		case len(m) >= BlockSize:
-			runs[i] = laneRun{p: &m[0], n: len(m) / BlockSize}
-		case l.end:
-			runs[i] = laneRun{p: &l.fin[0], n: 1}
+		// Assigned to runs[i] directly: a store through a pointer to
+		// it would count as one to the heap, and msgs's contents (the
+		// callers' buffers) would escape.
+		var r laneRun
+		if m := msgs[i]; len(m) >= BlockSize {
+			r.p, r.n = &m[0], len(m)/BlockSize
+		}
+		if l.end {
+			r.fin = &l.fin[0]
+			r.n++
 			l.end = false
 		}
+		runs[i] = r
 	}
 	c.key.cbcLanes(&x, &runs)
-	b := &sc.ks
-	n := 0
-	for i := range ls {
-		if ls[i].end {
-			subtle.XORBytes(b[n*BlockSize:(n+1)*BlockSize], x[i][:], ls[i].fin[:])
-			n++
-		}
-	}
-	if n > 0 {
-		c.key.encryptBatch(b, n)
-		n = 0
-		for i := range ls {
-			if ls[i].end {
-				x[i] = [BlockSize]byte(b[n*BlockSize:])
-				ls[i].end = false
-				n++
-			}
-		}
-		clear(b[:])
-	}
 	for i := range ls {
 		ls[i].x = x[i]
 	}
