@@ -253,29 +253,31 @@ func (s *SIV) s2v(sc *Scratch, h *Head, p *Prefix, last []byte, ads [][]byte) [B
 		// runs in the lanes after the prefix's.
 		lo, n = 1, 1
 	}
-	x := &sc.lanes[0].x // CBC state after the prefix of last
+	l := &sc.lanes[0] // its x: the CBC state after the prefix of last
 	if len(last) >= BlockSize {
 		// T = last xorend D; what is left after the prefix is 16 to 31
-		// bytes, its last 16 XORed with D.
+		// bytes, its last 16 XORed with D. Lane 0 finishes with them:
+		// a whole block if there are more than 16, then the final
+		// block, as one more run of the lane.
 		t := sc.tail[:len(last)-pre]
 		copy(t, last[pre:])
 		e := t[len(t)-BlockSize:]
 		xor16(e, e, d[:])
+		msgs[0] = nil
 		if len(t) > BlockSize {
-			subtle.XORBytes(x[:], x[:], t[:BlockSize])
-			c.key.encrypt1(x)
-			t = t[BlockSize:]
+			msgs[0], t = t[:BlockSize], t[BlockSize:]
 		}
 		// t now holds the final block, whole when it is 16 bytes.
-		var fin [BlockSize]byte
 		if len(t) == BlockSize {
-			xor16(fin[:], t, c.k1[:])
+			xor16(l.fin[:], t, c.k1[:])
 		} else {
-			copy(fin[:], t)
-			fin[len(t)] = 0x80
-			xor16(fin[:], fin[:], c.k2[:])
+			clear(l.fin[:])
+			copy(l.fin[:], t)
+			l.fin[len(t)] = 0x80
+			xor16(l.fin[:], l.fin[:], c.k2[:])
 		}
-		subtle.XORBytes(x[:], x[:], fin[:])
+		l.end = true
+		c.runLanes(sc, sc.lanes[:1], msgs[:1])
 	} else {
 		// T = dbl(D) xor pad(last), one whole block: CMAC(T) = E(T xor K1)
 		t := dbl(d)
@@ -283,10 +285,10 @@ func (s *SIV) s2v(sc *Scratch, h *Head, p *Prefix, last []byte, ads [][]byte) [B
 		copy(p[:], last)
 		p[len(last)] = 0x80
 		xor16(t[:], t[:], p[:])
-		subtle.XORBytes(x[:], t[:], c.k1[:])
+		subtle.XORBytes(l.x[:], t[:], c.k1[:])
+		c.key.encrypt1(&l.x)
 	}
-	c.key.encrypt1(x)
-	v := *x
+	v := l.x
 	clear(sc.lanes[:])
 	clear(sc.tail[:])
 	return v
