@@ -10,7 +10,7 @@ import (
 
 // useAsm says whether new keys use the AES-NI assembly. It is a
 // variable so that tests can cover the crypto/aes path too.
-var useAsm = cpu.X86.HasAES && cpu.X86.HasSSE41
+var useAsm = cpu.X86.HasAES // the rest (SSE2) every amd64 CPU has
 
 // The assembly: each encrypts its blocks from src into dst (which may be
 // src) with nr rounds under the round keys xk, the blocks' rounds
