@@ -1,13 +1,19 @@
 // Package aessiv implements AES-CMAC (RFC 4493) and AES-SIV (RFC 5297),
-// the AEAD that NTS (RFC 8915) requires as AEAD_AES_SIV_CMAC_256, on top of
-// crypto/aes. The Go standard library has neither; the few third-party
-// implementations are unmaintained, and both constructions are short, so
-// they are written here and checked against the RFCs' test vectors.
+// the AEAD that NTS (RFC 8915) requires as AEAD_AES_SIV_CMAC_256. The Go
+// standard library has neither; the few third-party implementations are
+// unmaintained, and both constructions are short, so they are written
+// here and checked against the RFCs' test vectors.
+//
+// On amd64 with AES-NI the block cipher is this package's assembly
+// (block_amd64.s): S2V's CMAC chains run side by side in one call with
+// their states in registers, and CTR's blocks are encrypted as one
+// batch, where crypto/aes offers one block per call. Elsewhere, or built
+// with the purego tag, it is crypto/aes. Tests check the two against
+// each other and against the FIPS 197 and RFC vectors.
 package aessiv
 
 import (
 	"crypto/aes"
-	"crypto/cipher"
 	"crypto/subtle"
 	"encoding/binary"
 	"fmt"
@@ -18,7 +24,7 @@ const BlockSize = aes.BlockSize
 
 // CMAC computes AES-CMAC tags with one key. It is safe for concurrent use.
 type CMAC struct {
-	block  cipher.Block
+	key    aesKey
 	k1, k2 [BlockSize]byte
 }
 
@@ -34,13 +40,11 @@ func NewCMAC(key []byte) (*CMAC, error) {
 // init keys c; c must be in memory that outlives it (it is handed to the
 // cipher).
 func (c *CMAC) init(key []byte) error {
-	b, err := aes.NewCipher(key)
-	if err != nil {
+	if err := c.key.init(key); err != nil {
 		return fmt.Errorf("aessiv: CMAC key: %w", err)
 	}
-	c.block = b
 	clear(c.k1[:])
-	b.Encrypt(c.k1[:], c.k1[:]) // L = AES(K, 0), in memory c already owns
+	c.key.encrypt1(&c.k1) // L = AES(K, 0), in memory c already owns
 	c.k1 = dbl(c.k1)
 	c.k2 = dbl(c.k1)
 	return nil
@@ -73,19 +77,15 @@ func (c *CMAC) Verify(msg, tag []byte) bool {
 // lets the *Scratch methods run without allocating. The zero value is
 // ready to use; a Scratch must not be used by two goroutines at once.
 type Scratch struct {
-	x   [BlockSize]byte             // CBC state
-	buf [BlockSize]byte             // pending bytes, at most a whole block
-	out [BlockSize]byte             // the final CMAC block
-	ks  [ctrBlocks * BlockSize]byte // CTR key stream
-	n   int                         // bytes pending in buf
+	x   [BlockSize]byte            // CBC state
+	buf [BlockSize]byte            // pending bytes, at most a whole block
+	out [BlockSize]byte            // the final CMAC block
+	ks  [maxBatch * BlockSize]byte // CTR key stream; S2V lanes' next blocks
+	n   int                        // bytes pending in buf
 
 	lanes [maxLanes]lane      // S2V's CMAC chains
 	tail  [2 * BlockSize]byte // the end of S2V's final component, XORed with D
 }
-
-// ctrBlocks is how many blocks of CTR keystream are made at a time: an
-// NTS reply's seven, and few enough that Scratch stays small.
-const ctrBlocks = 8
 
 // digest is a streaming CMAC computation in a Scratch. It holds back the
 // last block, which CMAC treats specially, until sum.
@@ -105,7 +105,7 @@ func (d *digest) write(p []byte) {
 		if s.n == BlockSize {
 			// The pending block is not the last one: fold it in.
 			subtle.XORBytes(s.x[:], s.x[:], s.buf[:])
-			d.c.block.Encrypt(s.x[:], s.x[:])
+			d.c.key.encrypt1(&s.x)
 			s.n = 0
 		}
 		k := copy(s.buf[s.n:], p)
@@ -125,7 +125,7 @@ func (d *digest) sum() [BlockSize]byte {
 		xor16(last[:], last[:], d.c.k2[:])
 	}
 	subtle.XORBytes(s.out[:], s.x[:], last[:])
-	d.c.block.Encrypt(s.out[:], s.out[:])
+	d.c.key.encrypt1(&s.out)
 	return s.out
 }
 

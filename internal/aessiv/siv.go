@@ -1,8 +1,6 @@
 package aessiv
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
@@ -21,33 +19,42 @@ const Overhead = BlockSize
 // safe for concurrent use.
 type SIV struct {
 	mac CMAC
-	ctr cipher.Block
+	ctr aesKey
 	d0  [BlockSize]byte // CMAC(K, <zero>), where every S2V starts
 }
 
 // New returns an SIV for a 32-, 48- or 64-byte key: the first half keys
 // S2V (CMAC), the second half CTR mode.
 func New(key []byte) (*SIV, error) {
+	s := new(SIV)
+	if err := s.Init(key); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Init keys s as New would, in place, so that an SIV can live inside a
+// larger structure instead of in an allocation of its own. s must not
+// be in use, and must not be copied afterwards.
+func (s *SIV) Init(key []byte) error {
 	switch len(key) {
 	case 32, 48, 64:
 	default:
-		return nil, fmt.Errorf("aessiv: key is %d bytes, want 32, 48 or 64", len(key))
+		return fmt.Errorf("aessiv: key is %d bytes, want 32, 48 or 64", len(key))
 	}
 	half := len(key) / 2
-	s := new(SIV)
+	*s = SIV{}
 	if err := s.mac.init(key[:half]); err != nil {
-		return nil, err
+		return err
 	}
-	ctr, err := aes.NewCipher(key[half:])
-	if err != nil {
-		return nil, fmt.Errorf("aessiv: CTR key: %w", err)
+	if err := s.ctr.init(key[half:]); err != nil {
+		return fmt.Errorf("aessiv: CTR key: %w", err)
 	}
-	s.ctr = ctr
 	// S2V starts from CMAC(K, <zero>): one whole block, so AES(K, zero
 	// XOR K1), computed in s's own memory.
 	s.d0 = s.mac.k1
-	s.mac.block.Encrypt(s.d0[:], s.d0[:])
-	return s, nil
+	s.mac.key.encrypt1(&s.d0)
+	return nil
 }
 
 // Seal encrypts and authenticates plaintext and appends V||C to dst, as the
@@ -163,7 +170,7 @@ func (s *SIV) Prefix(sc *Scratch, plaintext []byte) Prefix {
 	var msgs [maxLanes][]byte
 	msgs[0] = plaintext[:n]
 	sc.lanes[0] = lane{}
-	s.mac.runLanes(sc.lanes[:1], msgs[:1])
+	s.mac.runLanes(sc, sc.lanes[:1], msgs[:1])
 	p := Prefix{x: sc.lanes[0].x, n: n}
 	sc.lanes[0] = lane{}
 	return p
@@ -234,7 +241,7 @@ func (s *SIV) s2v(sc *Scratch, h *Head, p *Prefix, last []byte, ads [][]byte) [B
 			msgs[n] = c.adLane(&sc.lanes[n], ads[0])
 			ads = ads[1:]
 		}
-		c.runLanes(sc.lanes[lo:n], msgs[lo:n])
+		c.runLanes(sc, sc.lanes[lo:n], msgs[lo:n])
 		for i := 1; i < n; i++ {
 			d = dbl(d)
 			xor16(d[:], d[:], sc.lanes[i].x[:])
@@ -246,29 +253,31 @@ func (s *SIV) s2v(sc *Scratch, h *Head, p *Prefix, last []byte, ads [][]byte) [B
 		// runs in the lanes after the prefix's.
 		lo, n = 1, 1
 	}
-	x := &sc.lanes[0].x // CBC state after the prefix of last
+	l := &sc.lanes[0] // its x: the CBC state after the prefix of last
 	if len(last) >= BlockSize {
 		// T = last xorend D; what is left after the prefix is 16 to 31
-		// bytes, its last 16 XORed with D.
+		// bytes, its last 16 XORed with D. Lane 0 finishes with them:
+		// a whole block if there are more than 16, then the final
+		// block, as one more run of the lane.
 		t := sc.tail[:len(last)-pre]
 		copy(t, last[pre:])
 		e := t[len(t)-BlockSize:]
 		xor16(e, e, d[:])
+		msgs[0] = nil
 		if len(t) > BlockSize {
-			subtle.XORBytes(x[:], x[:], t[:BlockSize])
-			c.block.Encrypt(x[:], x[:])
-			t = t[BlockSize:]
+			msgs[0], t = t[:BlockSize], t[BlockSize:]
 		}
 		// t now holds the final block, whole when it is 16 bytes.
-		var fin [BlockSize]byte
 		if len(t) == BlockSize {
-			xor16(fin[:], t, c.k1[:])
+			xor16(l.fin[:], t, c.k1[:])
 		} else {
-			copy(fin[:], t)
-			fin[len(t)] = 0x80
-			xor16(fin[:], fin[:], c.k2[:])
+			clear(l.fin[:])
+			copy(l.fin[:], t)
+			l.fin[len(t)] = 0x80
+			xor16(l.fin[:], l.fin[:], c.k2[:])
 		}
-		subtle.XORBytes(x[:], x[:], fin[:])
+		l.end = true
+		c.runLanes(sc, sc.lanes[:1], msgs[:1])
 	} else {
 		// T = dbl(D) xor pad(last), one whole block: CMAC(T) = E(T xor K1)
 		t := dbl(d)
@@ -276,10 +285,10 @@ func (s *SIV) s2v(sc *Scratch, h *Head, p *Prefix, last []byte, ads [][]byte) [B
 		copy(p[:], last)
 		p[len(last)] = 0x80
 		xor16(t[:], t[:], p[:])
-		subtle.XORBytes(x[:], t[:], c.k1[:])
+		subtle.XORBytes(l.x[:], t[:], c.k1[:])
+		c.key.encrypt1(&l.x)
 	}
-	c.block.Encrypt(x[:], x[:])
-	v := *x
+	v := l.x
 	clear(sc.lanes[:])
 	clear(sc.tail[:])
 	return v
@@ -316,44 +325,95 @@ func (c *CMAC) adLane(l *lane, m []byte) []byte {
 	return m[:full]
 }
 
-// runLanes runs the chains of ls, reading msgs, to their ends: one block
-// of each lane in turn, so that independent AES computations are in
-// flight together. Which lanes are busy depends only on lengths, never
-// on data.
-func (c *CMAC) runLanes(ls []lane, msgs [][]byte) {
+// runLanes runs the chains of ls (at most maxLanes), reading msgs, to
+// their ends. Which lanes are busy at each step depends only on
+// lengths, never on data.
+//
+// With the assembly all the lanes' blocks, final blocks included, go
+// through one cbcLanes call, which keeps the chains' states in
+// registers.
+func (c *CMAC) runLanes(sc *Scratch, ls []lane, msgs [][]byte) {
+	if c.key.nr == 0 {
+		c.runLanesBatch(sc, ls, msgs)
+		return
+	}
+	var x [maxLanes][BlockSize]byte
+	var runs [maxLanes]laneRun
+	for i := range ls {
+		l := &ls[i]
+		x[i] = l.x
+		// Assigned to runs[i] directly: a store through a pointer to
+		// it would count as one to the heap, and msgs's contents (the
+		// callers' buffers) would escape.
+		var r laneRun
+		if m := msgs[i]; len(m) >= BlockSize {
+			r.p, r.n = &m[0], len(m)/BlockSize
+		}
+		if l.end {
+			r.fin = &l.fin[0]
+			r.n++
+			l.end = false
+		}
+		runs[i] = r
+	}
+	c.key.cbcLanes(&x, &runs)
+	for i := range ls {
+		ls[i].x = x[i]
+	}
+	clear(x[:])
+}
+
+// runLanesBatch is runLanes for crypto/aes: each
+// step absorbs the next block of every lane still busy, and the AES
+// encryptions of that step go to the cipher as one batch (in sc.ks), so
+// that they are computed side by side. Which lanes are busy depends only
+// on lengths, never on data.
+func (c *CMAC) runLanesBatch(sc *Scratch, ls []lane, msgs [][]byte) {
 	msgs = msgs[:len(ls)]
 	var off [maxLanes]int // reslicing msgs in place would move them to the heap
+	var busy [maxLanes]bool
+	b := &sc.ks
 	for {
-		busy := false
+		n := 0
 		for i := range ls {
 			l := &ls[i]
+			in := b[n*BlockSize : (n+1)*BlockSize]
 			// subtle.XORBytes, not xor16: its one 16-byte store lets
-			// AES's 16-byte load of x be forwarded from it; after
-			// xor16's two 8-byte stores that load would stall.
+			// AES's 16-byte load of the block be forwarded from it;
+			// after xor16's two 8-byte stores that load would stall.
 			switch m := msgs[i][off[i]:]; {
 			case len(m) >= BlockSize:
-				subtle.XORBytes(l.x[:], l.x[:], m[:BlockSize])
+				subtle.XORBytes(in, l.x[:], m[:BlockSize])
 				off[i] += BlockSize
 			case l.end:
-				subtle.XORBytes(l.x[:], l.x[:], l.fin[:])
+				subtle.XORBytes(in, l.x[:], l.fin[:])
 				l.end = false
 			default:
+				busy[i] = false
 				continue
 			}
-			c.block.Encrypt(l.x[:], l.x[:])
-			busy = true
+			busy[i] = true
+			n++
 		}
-		if !busy {
+		if n == 0 {
+			clear(b[:])
 			return
+		}
+		c.key.encryptBatch(b, n)
+		n = 0
+		for i := range ls {
+			if busy[i] {
+				copy(ls[i].x[:], b[n*BlockSize:(n+1)*BlockSize])
+				n++
+			}
 		}
 	}
 }
 
 // xorCTR writes src XOR the AES-CTR keystream started at Q (V with bits 31
-// and 63 cleared) into dst. It makes the keystream for up to ctrBlocks
-// blocks at a time, each counter block encrypted in place in its own
-// memory, so that nothing ties one encryption to the next and the CPU
-// overlaps them, then XORs it in with one call.
+// and 63 cleared) into dst. It makes the keystream for up to maxBatch
+// blocks at a time, the counter blocks encrypted in place as one batch,
+// then XORs it in with one call.
 func (s *SIV) xorCTR(sc *Scratch, dst, src []byte, v [BlockSize]byte) {
 	hi := binary.BigEndian.Uint64(v[:8])
 	lo := binary.BigEndian.Uint64(v[8:]) &^ (1<<63 | 1<<31)
@@ -362,7 +422,8 @@ func (s *SIV) xorCTR(sc *Scratch, dst, src []byte, v [BlockSize]byte) {
 		// All counter blocks are written before the first is encrypted:
 		// AES's 16-byte load of a block just written as two 8-byte
 		// stores cannot be forwarded from them and stalls until they
-		// retire, which serialized the blocks and doubled CTR's cost.
+		// retire; with crypto/aes, one block at a time, that serialized
+		// the blocks and doubled CTR's cost.
 		for i := 0; i < len(ks); i += BlockSize {
 			binary.BigEndian.PutUint64(sc.ks[i:], hi)
 			binary.BigEndian.PutUint64(sc.ks[i+8:], lo)
@@ -370,10 +431,7 @@ func (s *SIV) xorCTR(sc *Scratch, dst, src []byte, v [BlockSize]byte) {
 			lo, carry = bits.Add64(lo, 1, 0)
 			hi += carry
 		}
-		for i := 0; i < len(ks); i += BlockSize {
-			b := sc.ks[i : i+BlockSize]
-			s.ctr.Encrypt(b, b)
-		}
+		s.ctr.encryptBatch(&sc.ks, (len(ks)+BlockSize-1)/BlockSize)
 		n := subtle.XORBytes(dst, src, ks)
 		dst, src = dst[n:], src[n:]
 	}

@@ -78,8 +78,9 @@ func TestNTSSocketPathAllocations(t *testing.T) {
 		t.Fatalf("an NTS request over a real socket allocates %v times, want 0", allocs)
 	}
 
-	// A client the key cache has not seen costs the key schedules of its
-	// two AEADs: crypto/aes allocates each expanded key.
+	// A client the key cache has not seen costs its key cache entry,
+	// which holds its two AEADs; where they use crypto/aes instead of
+	// the assembly, it also allocates each of their four expanded keys.
 	const clients = 200
 	reqs := make([][]byte, clients)
 	for i := range reqs {
@@ -99,8 +100,12 @@ func TestNTSSocketPathAllocations(t *testing.T) {
 		roundTrip()
 	})
 	t.Logf("allocations per NTS request: %v from a cached client, %v from a new one", allocs, cold)
-	if cold > 7 {
-		t.Fatalf("a new client's NTS request allocates %v times, want at most 7", cold)
+	want := 5.0
+	if aessiv.Accelerated() {
+		want = 1
+	}
+	if cold > want {
+		t.Fatalf("a new client's NTS request allocates %v times, want at most %v", cold, want)
 	}
 }
 
@@ -132,5 +137,66 @@ func BenchmarkNTSRequest(b *testing.B) {
 	}
 	if st := f.mw.Stats(); st.Authenticated == 0 || st.Cookies == 0 {
 		b.Fatalf("stats %+v", st)
+	}
+}
+
+// BenchmarkNTSLoopback drives a served loopback socket behind the NTS
+// middleware with a window of outstanding requests from one client
+// socket, plain and NTS-protected; an op is one request answered. The
+// difference between the two is what NTS adds on the whole serving path
+// (the client, which only writes prepared requests and reads, is in a
+// profile too).
+func BenchmarkNTSLoopback(b *testing.B) {
+	f := newFixture(b)
+	srv := &server.Server{Handler: f.h, Sockets: 1, ReadBuffer: 1 << 20}
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background(), pc) }()
+	defer func() {
+		srv.Shutdown(context.Background())
+		<-done
+	}()
+	p := clientPacket(f)
+	for _, bc := range []struct {
+		name string
+		req  []byte
+	}{
+		{"plain", p.AppendTo(nil)},
+		{"nts", ntske.ClientRequest(nil, &p, uid, f.cookie, 0, f.c2s)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			c, err := net.DialUDP("udp4", nil, pc.LocalAddr().(*net.UDPAddr))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetReadBuffer(1 << 20)
+			buf := make([]byte, 2048)
+			const window = 16
+			c.SetDeadline(time.Now().Add(time.Minute))
+			b.ReportAllocs()
+			out := 0
+			for b.Loop() {
+				for out < window {
+					if _, err := c.Write(bc.req); err != nil {
+						b.Fatal(err)
+					}
+					out++
+				}
+				if _, err := c.Read(buf); err != nil {
+					b.Fatal(err)
+				}
+				out--
+			}
+			c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			for ; out > 0; out-- {
+				if _, err := c.Read(buf); err != nil {
+					break
+				}
+			}
+		})
 	}
 }

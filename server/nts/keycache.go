@@ -10,15 +10,15 @@ import (
 	"github.com/ntpkit/ntpkit/internal/ntske"
 )
 
-// keyCacheSlots is how many clients' AEADs keyCache keeps: about 2 KiB
-// each (four expanded AES keys), so 2 MiB in all.
+// keyCacheSlots is how many clients' AEADs keyCache keeps: about 1.3 KiB
+// each (four expanded AES keys), so about 1.3 MiB in all.
 const keyCacheSlots = 1024
 
 // clientKeys holds the AEADs for one client's C2S and S2C keys, and the
 // part of its cookies' S2V that depends only on those keys.
 type clientKeys struct {
 	keys     [2 * ntske.KeyLen]byte // C2S || S2C
-	c2s, s2c *aessiv.SIV
+	c2s, s2c aessiv.SIV             // in the entry: one allocation per new client
 	// cookie is the Prefix of this client's cookie plaintext under one
 	// master key: first, made with the entry, until the key rotates.
 	cookie atomic.Pointer[cookiePrefix]
@@ -78,11 +78,10 @@ func (c *keyCache) get(sc *aessiv.Scratch, ks *KeyStore, now time.Time, c2s, s2c
 	e := &clientKeys{}
 	copy(e.keys[:], c2s)
 	copy(e.keys[ntske.KeyLen:], s2c)
-	var err error
-	if e.c2s, err = aessiv.New(c2s); err != nil {
+	if err := e.c2s.Init(c2s); err != nil {
 		return nil, err
 	}
-	if e.s2c, err = aessiv.New(s2c); err != nil {
+	if err := e.s2c.Init(s2c); err != nil {
 		return nil, err
 	}
 	if ek, err := ks.sealKey(now); err == nil {

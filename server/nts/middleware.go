@@ -315,5 +315,5 @@ func (x *authExchange) seal(pkt []byte, cookies bool) ([]byte, error) {
 		return nil, err
 	}
 	x.m.stats.cookies.Add(uint64(n))
-	return ntske.AppendAuthenticatorScratch(&x.sc, x.rnd, pkt, x.ck.s2c, pt), nil
+	return ntske.AppendAuthenticatorScratch(&x.sc, x.rnd, pkt, &x.ck.s2c, pt), nil
 }
