@@ -27,10 +27,11 @@ type worker struct {
 }
 
 func (s *Server) newWorker(io packetIO, batch int) *worker {
+	c, lane := s.stats.add()
 	w := &worker{
 		s:         s,
 		io:        io,
-		c:         s.stats.add(),
+		c:         c,
 		in:        make([]inMsg, batch),
 		out:       make([]outMsg, batch),
 		handler:   s.handler,
@@ -46,6 +47,7 @@ func (s *Server) newWorker(io packetIO, batch int) *worker {
 		w.out[i].buf = make([]byte, 0, MaxPacket)
 	}
 	w.rw.w = w
+	w.req.lane = lane
 	if st, ok := io.(txStamper); ok && s.xtable != nil && s.mapper != nil {
 		st.setTxSink(w.kernelTxStamp)
 	}
