@@ -158,6 +158,15 @@ type bucket [ways]entry
 // lock acquires b's lock.
 func (b *bucket) lock() {
 	w := &b[0].dropped
+	if v := atomic.LoadUint32(w) &^ lockBit; !atomic.CompareAndSwapUint32(w, v, v|lockBit) {
+		b.lockSlow()
+	}
+}
+
+// lockSlow is lock when the bucket is held: it retries, spinning at
+// first, then yielding the processor between tries.
+func (b *bucket) lockSlow() {
+	w := &b[0].dropped
 	for spins := 0; ; spins++ {
 		if v := atomic.LoadUint32(w); v&lockBit == 0 && atomic.CompareAndSwapUint32(w, v, v|lockBit) {
 			return
@@ -338,7 +347,9 @@ func (t *Table) check(now time.Time, ip netip.Addr, lane uint32) Result {
 			c.evictions.Add(1) // the old client still had tokens owing
 		}
 		e.tat, e.fp = nowNS, fp
-		e.setDropped(0)
+		if e.droppedCount() != 0 {
+			e.setDropped(0)
+		}
 	}
 	// Under a monotonic clock tat never exceeds now+tolerance+interval; if
 	// the clock stepped back, forget the excess so clients are not shut out
