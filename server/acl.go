@@ -88,7 +88,14 @@ func (a *AccessControl) Update(opts AccessOptions) {
 	if opts.KissCode == (ntpwire.RefID{}) {
 		opts.KissCode = ntpwire.KissDeny
 	}
-	a.opts.Store(&opts)
+	// Every worker reads the options for every request: keep objects
+	// that are written often off their cache lines.
+	p := &struct {
+		_    [cacheLine]byte
+		opts AccessOptions
+		_    [cacheLine]byte
+	}{opts: opts}
+	a.opts.Store(&p.opts)
 }
 
 // Options returns the options in force, with defaults filled in.

@@ -103,9 +103,14 @@ type RateLimiter struct {
 
 // rateOptions is RateLimitOptions with what the packet path derives from
 // them.
+//
+// Every worker reads it for every request, so it is padded to keep
+// objects that are written often off its cache lines.
 type rateOptions struct {
+	_ [cacheLine]byte
 	RateLimitOptions
 	minPoll int8 // the Table's interval as a poll exponent
+	_       [cacheLine]byte
 }
 
 // Poll exponents a reply may advertise for a rate limit interval: NTP's
