@@ -15,11 +15,14 @@
 // flood of spoofed source addresses costs no memory and cannot wipe out the
 // state of a client that is being limited. Addresses are hashed with a
 // per-table random seed, so an attacker cannot aim at one bucket. The
-// default 16 MiB holds 1048576 clients; the locks and counters add 32 KiB.
+// default 16 MiB holds 1048576 clients; the counters add 4 KiB.
 // Ten million spoofed addresses cost no more than one: the table's size.
 //
-// Table.Allow is safe for concurrent use: the table is split into shards,
-// each with its own lock, and Allow allocates nothing. Table.Check also
+// Table.Allow is safe for concurrent use and allocates nothing. Each
+// bucket has its own lock, a bit in its own cache line, so a lookup writes
+// only its client's line, and the counters have a copy per caller's lane
+// (Table.CheckLane): on many cores, lookups for different clients share
+// no cache line. Table.Check also
 // reports how many requests in a row a client has had refused, so a server
 // can let a few through (chrony's leak option, see Result.Leak) and send
 // kiss-o'-death replies at a rate it chooses.

@@ -7,7 +7,8 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"net/netip"
-	"sync"
+	"runtime"
+	"sync/atomic"
 	"time"
 )
 
@@ -47,8 +48,11 @@ const bucketBytes = ways * EntryBytes
 // buckets of 4 entries, 256 clients.
 const MinMemoryBytes = 4096
 
-// maxShards bounds the number of locks.
-const maxShards = 256
+// Lanes is the number of copies of a Table's counters. CheckLane counts
+// in copy lane%Lanes, so that up to Lanes goroutines calling it at once
+// on different cores (a server's workers) each write cache lines of
+// their own.
+const Lanes = 32
 
 // Config configures a Table. The zero value selects all defaults.
 type Config struct {
@@ -122,24 +126,80 @@ func (c Config) withDefaults() Config {
 // in a billion lookups even with the table full. The hash is keyed with a
 // random per-table seed, so an attacker cannot arrange it; the harm would
 // be two clients sharing one rate limit for a while.
+//
+// The top bit of the first entry's dropped word is the lock of its bucket
+// (see bucket.lock), so dropped counts have 31 bits: after 2^31-1
+// refusals in a row the count goes on from 2^30, which keeps it from
+// reading 0 and keeps multiples of 2^n (n <= 30) and powers of two
+// coming. The dropped words are only accessed atomically; tat and fp
+// only under the bucket's lock.
 type entry struct {
 	tat     int64  // Unix nanoseconds
 	fp      uint32 // fingerprint; 0: free
-	dropped uint32 // consecutive refused requests
+	dropped uint32 // consecutive refused requests; lockBit in way 0
 }
 
+// lockBit, in the dropped word of a bucket's first entry, is set while a
+// goroutine holds the bucket.
+const lockBit = 1 << 31
+
+// lockSpins is how many times bucket.lock retries before it yields the
+// processor between retries: the lock is held for a few nanoseconds, and
+// only two requests from the same client at once contend for it.
+const lockSpins = 64
+
+// bucket is one hash bucket, one cache line, with its lock inside: a
+// lookup locks and touches that line alone, which stays in the cache of
+// the core serving the bucket's clients. (A separate array of locks
+// would be written by every core in turn, its lines moving between
+// cores' caches on most requests whatever clients they serve.)
 type bucket [ways]entry
 
-// shard is a lock and the counters for the buckets it guards, padded to
-// two cache lines so that neighbouring locks do not share a line.
-type shard struct {
-	mu        sync.Mutex
-	lookups   uint64
-	allowed   uint64
-	limited   uint64
-	evictions uint64
-	used      uint64
-	_         [128 - 8 - 5*8]byte
+// lock acquires b's lock.
+func (b *bucket) lock() {
+	w := &b[0].dropped
+	if v := atomic.LoadUint32(w) &^ lockBit; !atomic.CompareAndSwapUint32(w, v, v|lockBit) {
+		b.lockSlow()
+	}
+}
+
+// lockSlow is lock when the bucket is held: it retries, spinning at
+// first, then yielding the processor between tries.
+func (b *bucket) lockSlow() {
+	w := &b[0].dropped
+	for spins := 0; ; spins++ {
+		if v := atomic.LoadUint32(w); v&lockBit == 0 && atomic.CompareAndSwapUint32(w, v, v|lockBit) {
+			return
+		}
+		if spins >= lockSpins {
+			runtime.Gosched()
+		}
+	}
+}
+
+// unlock releases b's lock.
+func (b *bucket) unlock() {
+	w := &b[0].dropped
+	atomic.StoreUint32(w, atomic.LoadUint32(w)&^lockBit)
+}
+
+// droppedCount returns e's count of consecutive refused requests.
+func (e *entry) droppedCount() uint32 { return atomic.LoadUint32(&e.dropped) &^ lockBit }
+
+// setDropped sets e's count of consecutive refused requests to n (below
+// lockBit), keeping the lock bit. The caller holds the bucket's lock.
+func (e *entry) setDropped(n uint32) {
+	atomic.StoreUint32(&e.dropped, atomic.LoadUint32(&e.dropped)&lockBit|n)
+}
+
+// laneCounters is one copy of a Table's counters, two cache lines long
+// so that neighbouring copies share none. Lookups are allowed+limited.
+type laneCounters struct {
+	allowed   atomic.Uint64
+	limited   atomic.Uint64
+	evictions atomic.Uint64
+	used      atomic.Uint64
+	_         [128 - 4*8]byte
 }
 
 // Table is a fixed-size per-client rate limiter. Build one with New. It is
@@ -153,8 +213,7 @@ type Table struct {
 	mask6     [2]uint64
 	buckets   []bucket
 	bmask     uint64
-	shards    []shard
-	smask     uint64
+	counters  []laneCounters // Lanes copies
 }
 
 // New validates cfg and allocates a Table of cfg.MemoryBytes (rounded down
@@ -165,7 +224,6 @@ func New(cfg Config) (*Table, error) {
 	}
 	cfg = cfg.withDefaults()
 	nb := uint64(1) << (bits.Len64(uint64(cfg.MemoryBytes/bucketBytes)) - 1)
-	ns := min(nb, maxShards)
 	t := &Table{
 		cfg:       cfg,
 		key:       [4]uint64{rand.Uint64(), rand.Uint64(), rand.Uint64(), rand.Uint64()},
@@ -174,8 +232,7 @@ func New(cfg Config) (*Table, error) {
 		mask4:     ^uint32(0) << (32 - cfg.IPv4Prefix),
 		buckets:   make([]bucket, nb),
 		bmask:     nb - 1,
-		shards:    make([]shard, ns),
-		smask:     ns - 1,
+		counters:  make([]laneCounters, Lanes),
 	}
 	if p := cfg.IPv6Prefix; p <= 64 {
 		t.mask6 = [2]uint64{^uint64(0) << (64 - p), 0}
@@ -216,8 +273,25 @@ func (t *Table) Allow(now time.Time, ip netip.Addr) bool {
 	return t.Check(now, ip).Allowed
 }
 
-// Check is Allow, also reporting the client's consecutive refused requests.
+// Check is Allow, also reporting the client's consecutive refused
+// requests. It counts in a copy of the counters picked by the client's
+// hash; CheckLane lets the caller pick one of its own.
 func (t *Table) Check(now time.Time, ip netip.Addr) Result {
+	return t.check(now, ip, Lanes)
+}
+
+// CheckLane is Check counting in copy lane%Lanes of t's counters.
+// Goroutines that call it at the same time on different cores, such as a
+// server's workers, should pass different lanes (their index): counting
+// then writes no cache line that another core writes too, and a lookup
+// shares with other cores only the hash bucket of its client.
+func (t *Table) CheckLane(now time.Time, ip netip.Addr, lane uint32) Result {
+	return t.check(now, ip, lane%Lanes)
+}
+
+// check is Check counting in lane, or in a lane picked by the hash when
+// lane is Lanes.
+func (t *Table) check(now time.Time, ip netip.Addr, lane uint32) Result {
 	var hi, lo, family uint64
 	ip = ip.Unmap()
 	switch {
@@ -239,11 +313,13 @@ func (t *Table) Check(now time.Time, ip netip.Addr) Result {
 	}
 	bi := h & t.bmask
 	b := &t.buckets[bi]
-	s := &t.shards[bi&t.smask]
+	if lane == Lanes {
+		lane = uint32(bi) % Lanes
+	}
+	c := &t.counters[lane]
 	nowNS := now.UnixNano()
 
-	s.mu.Lock()
-	s.lookups++
+	b.lock()
 	var e *entry
 	// The victim, if ip is new, is a free way or else the way with the
 	// smallest tat: the client with the most tokens left.
@@ -266,11 +342,14 @@ func (t *Table) Check(now time.Time, ip netip.Addr) Result {
 		e = &b[victim]
 		switch {
 		case e.fp == 0:
-			s.used++
+			c.used.Add(1)
 		case e.tat > nowNS:
-			s.evictions++ // the old client still had tokens owing
+			c.evictions.Add(1) // the old client still had tokens owing
 		}
-		*e = entry{tat: nowNS, fp: fp}
+		e.tat, e.fp = nowNS, fp
+		if e.droppedCount() != 0 {
+			e.setDropped(0)
+		}
 	}
 	// Under a monotonic clock tat never exceeds now+tolerance+interval; if
 	// the clock stepped back, forget the excess so clients are not shut out
@@ -279,16 +358,25 @@ func (t *Table) Check(now time.Time, ip netip.Addr) Result {
 	var r Result
 	if tat-nowNS > t.tolerance {
 		e.tat = tat
-		e.dropped++
-		s.limited++
-		r.Dropped = e.dropped
+		n := e.droppedCount() + 1
+		if n == lockBit {
+			n = lockBit >> 1
+		}
+		e.setDropped(n)
+		r.Dropped = n
 	} else {
 		e.tat = tat + t.interval
-		e.dropped = 0
-		s.allowed++
+		if e.droppedCount() != 0 {
+			e.setDropped(0)
+		}
 		r.Allowed = true
 	}
-	s.mu.Unlock()
+	b.unlock()
+	if r.Allowed {
+		c.allowed.Add(1)
+	} else {
+		c.limited.Add(1)
+	}
 	return r
 }
 
@@ -309,19 +397,17 @@ type Stats struct {
 	Entries   int    // entries holding a client (at most Table.Entries)
 }
 
-// Stats returns t's counters. Shards are read one at a time, so the result
+// Stats returns t's counters. They are read one at a time, so the result
 // is not an atomic snapshot while other goroutines call Allow.
 func (t *Table) Stats() Stats {
 	var st Stats
-	for i := range t.shards {
-		s := &t.shards[i]
-		s.mu.Lock()
-		st.Lookups += s.lookups
-		st.Allowed += s.allowed
-		st.Limited += s.limited
-		st.Evictions += s.evictions
-		st.Entries += int(s.used)
-		s.mu.Unlock()
+	for i := range t.counters {
+		c := &t.counters[i]
+		st.Allowed += c.allowed.Load()
+		st.Limited += c.limited.Load()
+		st.Evictions += c.evictions.Load()
+		st.Entries += int(c.used.Load())
 	}
+	st.Lookups = st.Allowed + st.Limited
 	return st
 }

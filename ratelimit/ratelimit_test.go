@@ -431,3 +431,47 @@ func BenchmarkGlobalAllow(b *testing.B) {
 		i++
 	}
 }
+
+func TestCheckLane(t *testing.T) {
+	tab := mustNew(t, Config{Interval: time.Second, Burst: 1, MemoryBytes: MinMemoryBytes})
+	ip := netip.MustParseAddr("192.0.2.1")
+	for i, lane := range []uint32{0, 1, Lanes - 1, Lanes, 7 * Lanes, ^uint32(0)} {
+		r := tab.CheckLane(t0, ip, lane)
+		if want := i == 0; r.Allowed != want || (!want && r.Dropped != uint32(i)) {
+			t.Errorf("call %d (lane %d) = %+v, want allowed %v, dropped %d", i, lane, r, want, i)
+		}
+	}
+	if st := tab.Stats(); st != (Stats{Lookups: 6, Allowed: 1, Limited: 5, Entries: 1}) {
+		t.Errorf("Stats = %+v", st)
+	}
+}
+
+// TestDroppedWrap checks that a client's refusal count, which shares a
+// word with its bucket's lock when the client is the bucket's first
+// entry, goes on from 2^30 after 2^31-1 and leaves the bucket unlocked.
+func TestDroppedWrap(t *testing.T) {
+	tab := mustNew(t, Config{Interval: time.Hour, Burst: 1, MemoryBytes: MinMemoryBytes})
+	ip := netip.MustParseAddr("192.0.2.1")
+	tab.Check(t0, ip) // the first entry of an empty bucket
+	var e *entry
+	for i := range tab.buckets {
+		if b := &tab.buckets[i]; b[0].fp != 0 {
+			e = &b[0]
+		}
+	}
+	if e == nil {
+		t.Fatal("the client is not in the first entry of a bucket")
+	}
+	e.setDropped(lockBit - 2)
+	for _, want := range []uint32{lockBit - 1, lockBit >> 1, lockBit>>1 + 1} {
+		if r := tab.Check(t0, ip); r.Allowed || r.Dropped != want {
+			t.Errorf("Check = %+v, want %d dropped", r, want)
+		}
+		if e.dropped&lockBit != 0 {
+			t.Fatal("the bucket was left locked")
+		}
+	}
+	if r := tab.Check(t0.Add(2*time.Hour), ip); !r.Allowed || e.dropped != 0 {
+		t.Errorf("Check after the interval = %+v, dropped word %#x", r, e.dropped)
+	}
+}

@@ -88,7 +88,14 @@ func (a *AccessControl) Update(opts AccessOptions) {
 	if opts.KissCode == (ntpwire.RefID{}) {
 		opts.KissCode = ntpwire.KissDeny
 	}
-	a.opts.Store(&opts)
+	// Every worker reads the options for every request: keep objects
+	// that are written often off their cache lines.
+	p := &struct {
+		_    [cacheLine]byte
+		opts AccessOptions
+		_    [cacheLine]byte
+	}{opts: opts}
+	a.opts.Store(&p.opts)
 }
 
 // Options returns the options in force, with defaults filled in.
@@ -116,22 +123,22 @@ func (h accessHandler) ServeNTP(w ResponseWriter, r *Request) {
 		act, reason = o.Names.Decide(r.Received, ip), acDeniedName
 	}
 	if act == policy.Allow {
-		a.c.add(r.Src, acAllowed)
+		a.c.add(r, acAllowed)
 		h.next.ServeNTP(w, r)
 		return
 	}
-	a.c.add(r.Src, reason)
+	a.c.add(r, reason)
 	if o.Kiss {
 		sent, overBudget := sendKiss(w, r, o.KissCode, o.KissLimit)
 		if sent {
-			a.c.add(r.Src, acKissed)
+			a.c.add(r, acKissed)
 			return
 		}
 		if overBudget {
-			a.c.add(r.Src, acKissLimited)
+			a.c.add(r, acKissLimited)
 		}
 	}
-	a.c.add(r.Src, acDropped)
+	a.c.add(r, acDropped)
 }
 
 // Stats returns a's counters since it was created. Counters are read one

@@ -106,6 +106,20 @@
 // cost no table write and no kernel stamp. Server.DisableInterleaved
 // turns the mode off.
 //
+// # Multiple cores
+//
+// Per core: each worker has its own socket reads, buffers, Request and
+// counters, and its lane (its index) picks its own stripe of every
+// middleware's counters and of the rate-limit table's (up to 32 workers).
+// SO_REUSEPORT hashes each client to one socket, so the table bucket of a
+// client, one cache line with its lock, is written by one core. Shared but
+// only read: the options, the ACL, the reference data. Shared and written:
+// the interleaved-mode table's 256 lock stripes (interleaved clients
+// only), the KoD and leak budgets (refused requests only) and, when set,
+// RateLimitOptions.Global (one lock for every answered request). Without
+// those a request should cost the same on 8–16 cores as on one, and
+// replies per second grow with cores until the NIC's queues are the limit.
+//
 // # Statistics
 //
 // Server.Stats returns counters of datagrams and bytes in and out,

@@ -65,6 +65,12 @@ type Request struct {
 	// Dst is the local address the request was sent to. Replies leave
 	// from it.
 	Dst netip.AddrPort
+
+	// lane is the index of the Server's worker that read the request.
+	// Middleware counts it in that worker's stripe of its counters, so
+	// that workers on different cores do not write the same cache
+	// lines. Requests built outside a Server have lane 0.
+	lane uint32
 }
 
 // ResponseWriter sends the reply to a Request. At most one of its methods

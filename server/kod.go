@@ -1,7 +1,6 @@
 package server
 
 import (
-	"net/netip"
 	"sync/atomic"
 
 	"github.com/ntpkit/ntpkit/ntpwire"
@@ -33,9 +32,12 @@ func sendKiss(w ResponseWriter, r *Request, code ntpwire.RefID, budget *ratelimi
 }
 
 // counterStripes is the number of copies of each middleware's counters.
-// Requests pick a copy by their source port, so workers serving different
-// clients rarely write the same cache line.
-const counterStripes = 16
+// A request counts in the copy of the worker that read it
+// (Request.lane), so up to counterStripes workers each write cache lines
+// of their own, which stay in their core's cache. Striping by anything
+// the client chooses (its address or port) would not: every core would
+// write every stripe, and each count would move a line between cores.
+const counterStripes = 32
 
 // maxCounters is the number of counters in one stripe.
 const maxCounters = 8
@@ -49,13 +51,18 @@ type counterStripe struct {
 
 // stripedCounters is a set of up to maxCounters event counters, striped to keep
 // concurrent increments off shared cache lines. The zero value is ready.
+// It begins with two cache lines of padding, so that the field before it
+// in a middleware (the options pointer, read for every request) is not on
+// a line that a worker's counting keeps taking away from the other cores.
 type stripedCounters struct {
+	_ [128]byte
 	s [counterStripes]counterStripe
 }
 
-// add counts one event of kind i for a request from src.
-func (c *stripedCounters) add(src netip.AddrPort, i int) {
-	c.s[src.Port()%counterStripes].v[i].Add(1)
+// add counts one event of kind i for request r, in the stripe of the
+// worker that read it.
+func (c *stripedCounters) add(r *Request, i int) {
+	c.s[r.lane%counterStripes].v[i].Add(1)
 }
 
 // load returns the count of events of kind i.

@@ -642,7 +642,7 @@ func TestSpoofedFloodMemory(t *testing.T) {
 	tst := tb.Stats()
 	t.Logf("%d spoofed sources: heap growth %.2f MiB (table %d MiB, %d entries, %d in use), allocated in total %.2f MiB; %+v",
 		n, float64(growth)/(1<<20), memory>>20, tb.Entries(), tst.Entries, float64(garbage)/(1<<20), rl.Stats())
-	// The bound: the table itself plus its shard locks and some slack for
+	// The bound: the table itself plus its counters and some slack for
 	// the ACL and the test's own bookkeeping.
 	if limit := int64(memory + memory/8); growth > limit {
 		t.Errorf("heap grew by %d bytes under the flood, want at most %d", growth, limit)
@@ -987,6 +987,14 @@ func BenchmarkMiddlewareLoopback(b *testing.B) {
 	}
 }
 
+// BenchmarkMiddlewareParallel runs the responder and the chain on
+// GOMAXPROCS goroutines at once, each standing for one of a Server's
+// workers: its own lane, its own padded request and writer, and 4096
+// clients of its own, as SO_REUSEPORT spreads clients over sockets. It
+// does not use b.RunParallel: the testing.PB values of its goroutines are
+// 32-byte objects written on every iteration, and the allocator may put
+// two of them, or one and a read-mostly part of the chain, on one cache
+// line, which measures that line and not the chain.
 func BenchmarkMiddlewareParallel(b *testing.B) {
 	for _, name := range []string{"responder", "chain"} {
 		b.Run(name, func(b *testing.B) {
@@ -994,24 +1002,81 @@ func BenchmarkMiddlewareParallel(b *testing.B) {
 			if name == "chain" {
 				h, _, _ = chainFor(b, mustTable(b, ratelimit.Config{Burst: 1 << 24}))
 			}
-			var seq atomic.Uint32
+			procs := runtime.GOMAXPROCS(0)
+			type workerState struct {
+				_   [128]byte
+				rec mwRecorder
+				r   Request
+				buf [64]byte
+				_   [128]byte
+			}
+			states := make([]*workerState, procs)
+			for lane := range states {
+				st := &workerState{r: *mwReq("192.0.2.1:123", time.Now())}
+				st.rec.buf = st.buf[:0]
+				st.r.lane = uint32(lane)
+				states[lane] = st
+			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				base := seq.Add(1) << 12
-				rec := &mwRecorder{buf: make([]byte, 0, 64)}
-				r := mwReq("192.0.2.1:123", time.Now())
-				for i := uint32(0); pb.Next(); i++ {
-					a := base + i&0xfff
-					// Each goroutine's clients have ports of their own, as
-					// different clients' do: in lockstep on the same ports,
-					// the goroutines would share the counters' stripe.
-					r.Src = netip.AddrPortFrom(netip.AddrFrom4([4]byte{100, byte(64 + a>>16), byte(a >> 8), byte(a)}), uint16(base>>12)*7919+uint16(i))
-					r.Received = time.Now()
-					rec.reset(r)
-					h.ServeNTP(rec, r)
+			var wg sync.WaitGroup
+			for lane, st := range states {
+				n := b.N / procs
+				if lane < b.N%procs {
+					n++
 				}
-			})
+				wg.Go(func() {
+					rec, r := &st.rec, &st.r
+					base := uint32(lane+1) << 12
+					for i := range uint32(n) {
+						a := base + i&0xfff
+						r.Src = netip.AddrPortFrom(netip.AddrFrom4([4]byte{100, byte(64 + a>>16), byte(a >> 8), byte(a)}), uint16(1024+i*7919))
+						r.Received = time.Now()
+						rec.reset(r)
+						h.ServeNTP(rec, r)
+					}
+				})
+			}
+			wg.Wait()
 		})
+	}
+}
+
+// TestWorkerLanes checks that each worker a Server starts has a lane of
+// its own, which picks its stripe of the middlewares' counters.
+func TestWorkerLanes(t *testing.T) {
+	s := &Server{}
+	for want := range uint32(3) {
+		if got := s.newWorker(nil, 1).req.lane; got != want {
+			t.Errorf("worker %d has lane %d", want, got)
+		}
+	}
+}
+
+// TestCountersOverLanes checks that the middlewares count requests from
+// every lane, including lanes beyond the number of stripes.
+func TestCountersOverLanes(t *testing.T) {
+	tb := mustTable(t, ratelimit.Config{Interval: time.Second, Burst: 1})
+	h, ac, rl := chainFor(t, tb)
+	rec := &mwRecorder{}
+	const n = 3 * counterStripes
+	for i := range uint32(n) {
+		r := mwReq(fmt.Sprintf("192.0.2.%d:123", i), t0)
+		r.lane = i * 7
+		rec.reset(r)
+		h.ServeNTP(rec, r)
+		r.Received = t0.Add(time.Millisecond)
+		rec.reset(r)
+		h.ServeNTP(rec, r) // over the limit, the first refusal: a KoD
+	}
+	if got := ac.Stats().Allowed; got != 2*n {
+		t.Errorf("AccessControl allowed %d, want %d", got, 2*n)
+	}
+	want := RateLimitStats{Allowed: n, Limited: n, Kissed: n}
+	if got := rl.Stats(); got != want {
+		t.Errorf("RateLimiter stats %+v, want %+v", got, want)
+	}
+	if st := tb.Stats(); st.Allowed != n || st.Limited != n || st.Entries != n {
+		t.Errorf("Table stats %+v, want %d allowed, %d limited, %d entries", st, n, n, n)
 	}
 }

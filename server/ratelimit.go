@@ -103,9 +103,14 @@ type RateLimiter struct {
 
 // rateOptions is RateLimitOptions with what the packet path derives from
 // them.
+//
+// Every worker reads it for every request, so it is padded to keep
+// objects that are written often off its cache lines.
 type rateOptions struct {
+	_ [cacheLine]byte
 	RateLimitOptions
 	minPoll int8 // the Table's interval as a poll exponent
+	_       [cacheLine]byte
 }
 
 // Poll exponents a reply may advertise for a rate limit interval: NTP's
@@ -181,30 +186,30 @@ func (h rateHandler) ServeNTP(w ResponseWriter, r *Request) {
 		// Replies and KoDs echo the request's poll: ask for no more
 		// than the limit allows.
 		r.Packet.Poll = max(r.Packet.Poll, o.minPoll)
-		res := o.Table.Check(now, r.Src.Addr())
+		res := o.Table.CheckLane(now, r.Src.Addr(), r.lane)
 		// Dropped is 0 only for an address the table cannot key (the
 		// zero Addr, which a server never sees): let it through.
 		if !res.Allowed && res.Dropped != 0 {
 			if o.Leak == 0 || !res.Leak(o.Leak) {
-				l.c.add(r.Src, rlLimited)
+				l.c.add(r, rlLimited)
 				l.refuse(w, r, o, res.Dropped&(res.Dropped-1) == 0)
 				return
 			}
 			if !o.LeakLimit.Allow(now) {
-				l.c.add(r.Src, rlLimited)
-				l.c.add(r.Src, rlLeakLimited)
-				l.c.add(r.Src, rlDropped)
+				l.c.add(r, rlLimited)
+				l.c.add(r, rlLeakLimited)
+				l.c.add(r, rlDropped)
 				return
 			}
 			outcome = rlLeaked
 		}
 	}
 	if !o.Global.Allow(now) {
-		l.c.add(r.Src, rlLimitedGlobal)
-		l.c.add(r.Src, rlDropped)
+		l.c.add(r, rlLimitedGlobal)
+		l.c.add(r, rlDropped)
 		return
 	}
-	l.c.add(r.Src, outcome)
+	l.c.add(r, outcome)
 	h.next.ServeNTP(w, r)
 }
 
@@ -214,14 +219,14 @@ func (l *RateLimiter) refuse(w ResponseWriter, r *Request, o *rateOptions, due b
 	if o.Kiss && due {
 		sent, overBudget := sendKiss(w, r, ntpwire.KissRate, o.KissLimit)
 		if sent {
-			l.c.add(r.Src, rlKissed)
+			l.c.add(r, rlKissed)
 			return
 		}
 		if overBudget {
-			l.c.add(r.Src, rlKissLimited)
+			l.c.add(r, rlKissLimited)
 		}
 	}
-	l.c.add(r.Src, rlDropped)
+	l.c.add(r, rlDropped)
 }
 
 // Stats returns l's counters since it was created. Counters are read one

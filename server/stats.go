@@ -78,12 +78,15 @@ type statsSet struct {
 	list []*counters
 }
 
-func (s *statsSet) add() *counters {
+// add returns new counters for a worker and the worker's index among all
+// the workers the server has started, which picks its lane (see
+// Request.lane).
+func (s *statsSet) add() (*counters, uint32) {
 	c := new(counters)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.list = append(s.list, c)
-	s.mu.Unlock()
-	return c
+	return c, uint32(len(s.list) - 1)
 }
 
 func (s *statsSet) sum() Stats {

@@ -9,8 +9,13 @@ import (
 )
 
 // worker owns one reader goroutine's buffers. Nothing in it is shared with
-// other workers, so the hot path takes no locks and allocates nothing.
+// other workers, so the hot path takes no locks and allocates nothing. It
+// is padded at both ends: a worker writes its Request and send state for
+// every request, and an object next to it in memory (another worker's,
+// or a part of the handler chain that every worker reads) must not share
+// those cache lines.
 type worker struct {
+	_       [cacheLine]byte
 	s       *Server
 	io      packetIO
 	c       *counters
@@ -28,13 +33,19 @@ type worker struct {
 	calibrate bool
 	odd       bool // the next chunk is one reply shorter
 	sendBatch int  // most replies per send system call
+	_         [cacheLine]byte
 }
 
+// cacheLine is the size of a CPU cache line on the usual server
+// processors (x86-64, most arm64), by which hot structures are padded.
+const cacheLine = 64
+
 func (s *Server) newWorker(io packetIO, batch int) *worker {
+	c, lane := s.stats.add()
 	w := &worker{
 		s:         s,
 		io:        io,
-		c:         s.stats.add(),
+		c:         c,
 		in:        make([]inMsg, batch),
 		out:       make([]outMsg, batch),
 		handler:   s.handler,
@@ -50,6 +61,7 @@ func (s *Server) newWorker(io packetIO, batch int) *worker {
 		w.out[i].buf = make([]byte, 0, MaxPacket)
 	}
 	w.rw.w = w
+	w.req.lane = lane
 	if st, ok := io.(txStamper); ok && s.mapper != nil && st.txStamps() {
 		st.setTxSink(w.kernelTxStamp)
 		w.calibrate = !s.uncalibrated
