@@ -271,11 +271,12 @@ func TestDaemon(t *testing.T) {
 		t.Fatalf("denied client got stratum %d refid %v, want a DENY kiss", rep.Stratum, rep.RefID)
 	}
 	h := Handler(d, Options{})
-	// The kiss is counted once the worker is done with it.
+	// The kiss is counted when it is staged, the reply once the worker
+	// has sent it: wait for both.
 	var metrics string
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		metrics = get(t, h, "/metrics", "").Body.String()
-		if strings.Contains(metrics, "ntpkit_kiss_total{code=\"DENY\"} 1\n") || time.Now().After(deadline) {
+		if strings.Contains(metrics, "ntpkit_kiss_total{code=\"DENY\"} 1\n") && strings.Contains(metrics, "ntpkit_replies_total 1\n") || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
