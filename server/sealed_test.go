@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -59,5 +60,60 @@ func TestReplySealed(t *testing.T) {
 	mu.Lock()
 	if !errors.Is(sizeErr, ErrReplyTooLong) {
 		t.Fatalf("oversized seal: %v", sizeErr)
+	}
+}
+
+// countingSource counts its clock readings.
+type countingSource struct {
+	Source
+	reads int
+}
+
+func (c *countingSource) Now() time.Time {
+	c.reads++
+	return c.Source.Now()
+}
+
+// TestSealedSendsReadNoClock checks that sending replies sealed in the
+// handler reads the clock only for their own transmit times: one reading
+// per sealed reply, none per send (there is nothing left to stamp), while
+// a send of plain replies reads it to stamp them.
+func TestSealedSendsReadNoClock(t *testing.T) {
+	clk := clocktest.New(time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC))
+	src := &countingSource{Source: NewLocalSource(clk, 2)}
+	sealed := true
+	h := HandlerFunc(func(w ResponseWriter, r *Request) {
+		reply := ntpwire.Packet{Version: 4, Mode: ntpwire.ModeServer, Stratum: 2, OrigTime: r.Packet.XmitTime}
+		if !sealed {
+			_ = w.Reply(reply)
+			return
+		}
+		_ = w.ReplySealed(reply, func(pkt []byte) ([]byte, error) { return pkt, nil })
+	})
+	s := &Server{Handler: h, Source: src}
+	s.init()
+	io := &memIO{src: netip.MustParseAddrPort("192.0.2.1:40000"), keep: true}
+	w := s.newWorker(io, DefaultBatch)
+	for i := 0; i < 5; i++ {
+		io.reqs = append(io.reqs, reqBytes())
+	}
+	// Receive stamps: memIO gives none, so one user-space reading per
+	// batch comes first.
+	const rx = 1
+	n, _ := w.io.read(w.in)
+	w.handleBatch(n)
+	if len(io.written) != 5 {
+		t.Fatalf("%d sealed replies sent, want 5", len(io.written))
+	}
+	if want := rx + 5; src.reads != want {
+		t.Errorf("5 sealed replies read the clock %d times, want %d", src.reads, want)
+	}
+
+	sealed = false
+	src.reads = 0
+	n, _ = w.io.read(w.in)
+	w.handleBatch(n)
+	if src.reads <= rx {
+		t.Errorf("5 plain replies read the clock %d times, want more than %d (their transmit times)", src.reads, rx)
 	}
 }
