@@ -133,6 +133,7 @@ func New(o Options) (*Daemon, error) {
 		Workers:     o.Tuning.Workers,
 		ReadBuffer:  o.Tuning.ReadBuffer,
 		WriteBuffer: o.Tuning.WriteBuffer,
+		SendBatch:   o.Tuning.SendBatch,
 
 		DisableInterleaved:   o.Tuning.DisableInterleaved,
 		InterleavedTableSize: o.Tuning.InterleavedTableSize,

@@ -263,12 +263,13 @@ func exchange(t *testing.T, addr string) ntpwire.Packet {
 	return rep
 }
 
-// TestTuningInterleaved checks that the interleaved-mode options reach
-// the NTP server.
+// TestTuningInterleaved checks that the interleaved-mode and send-batch
+// options reach the NTP server, and that a send batch out of range is
+// refused.
 func TestTuningInterleaved(t *testing.T) {
 	for _, tun := range []Tuning{
 		{Sockets: 1},
-		{Sockets: 1, DisableInterleaved: true, InterleavedTableSize: 128},
+		{Sockets: 1, DisableInterleaved: true, InterleavedTableSize: 128, SendBatch: 1},
 	} {
 		d, err := New(Options{Listen: []string{"127.0.0.1:0"}, Tuning: tun})
 		if err != nil {
@@ -277,5 +278,11 @@ func TestTuningInterleaved(t *testing.T) {
 		if d.srv.DisableInterleaved != tun.DisableInterleaved || d.srv.InterleavedTableSize != tun.InterleavedTableSize {
 			t.Errorf("Tuning %+v: server has DisableInterleaved %v, InterleavedTableSize %d", tun, d.srv.DisableInterleaved, d.srv.InterleavedTableSize)
 		}
+		if d.srv.SendBatch != tun.SendBatch {
+			t.Errorf("Tuning %+v: server has SendBatch %d", tun, d.srv.SendBatch)
+		}
+	}
+	if _, err := New(Options{Listen: []string{"127.0.0.1:0"}, Tuning: Tuning{SendBatch: -1}}); err == nil {
+		t.Error("Tuning.SendBatch -1 accepted")
 	}
 }

@@ -85,6 +85,11 @@ type Tuning struct {
 	// ReadBuffer and WriteBuffer are the sockets' SO_RCVBUF and
 	// SO_SNDBUF in bytes; 0: the system default.
 	ReadBuffer, WriteBuffer int
+	// SendBatch is the most replies sent per system call
+	// (server.Server.SendBatch); 0: server.DefaultSendBatch. 1 stamps
+	// each reply just before its own send: the most exact transmit
+	// times, for fewer replies per CPU-second.
+	SendBatch int
 	// DisableInterleaved turns interleaved mode off
 	// (server.Server.DisableInterleaved); by default clients that ask
 	// for it get it.
@@ -207,8 +212,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("daemon: Local.Stratum %d is outside 1–15", o.Local.Stratum)
 	}
 	t := o.Tuning
-	if t.Sockets < 0 || t.Sockets > 1024 || t.Workers < 0 || t.Workers > 1024 || t.ReadBuffer < 0 || t.WriteBuffer < 0 {
-		return fmt.Errorf("daemon: Tuning %+v: sockets and workers must be 0–1024, buffers not negative", t)
+	if t.Sockets < 0 || t.Sockets > 1024 || t.Workers < 0 || t.Workers > 1024 || t.ReadBuffer < 0 || t.WriteBuffer < 0 || t.SendBatch < 0 || t.SendBatch > 1024 {
+		return fmt.Errorf("daemon: Tuning %+v: sockets, workers and send batch must be 0–1024, buffers not negative", t)
 	}
 	if t.InterleavedTableSize < 0 || t.InterleavedTableSize > server.MaxInterleavedTableSize {
 		return fmt.Errorf("daemon: Tuning.InterleavedTableSize %d is outside 0–%d", t.InterleavedTableSize, server.MaxInterleavedTableSize)

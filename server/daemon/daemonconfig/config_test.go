@@ -67,6 +67,8 @@ func TestConfigRefusesBadValues(t *testing.T) {
 		{"read buffer negative", `{"server": {"read_buffer": -1}}`, "server.read_buffer", "negative"},
 		{"write buffer negative", `{"server": {"write_buffer": -1}}`, "server.write_buffer", "negative"},
 		{"write buffer wrong type", `{"server": {"write_buffer": "big"}}`, "server.write_buffer", "wrong type"},
+		{"send batch negative", `{"server": {"send_batch": -1}}`, "server.send_batch", "negative"},
+		{"send batch too big", `{"server": {"send_batch": 1025}}`, "server.send_batch", "more than 1024"},
 		{"interleaved table negative", `{"server": {"interleaved_table_size": -1}}`, "server.interleaved_table_size", "negative"},
 		{"interleaved table too big", `{"server": {"interleaved_table_size": 16777217}}`, "server.interleaved_table_size", "16777216"},
 		{"disable interleaved wrong type", `{"server": {"disable_interleaved": "yes"}}`, "server.disable_interleaved", "wrong type"},
@@ -163,7 +165,7 @@ func TestMerge(t *testing.T) {
 // TestInterleavedOptions checks that the interleaved-mode keys reach the
 // daemon's options.
 func TestInterleavedOptions(t *testing.T) {
-	cfg, err := Parse([]byte(`{"server": {"disable_interleaved": true, "interleaved_table_size": 4096}, "api": {"listen": ""}}`))
+	cfg, err := Parse([]byte(`{"server": {"disable_interleaved": true, "interleaved_table_size": 4096, "send_batch": 1}, "api": {"listen": ""}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,8 +173,8 @@ func TestInterleavedOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !o.Tuning.DisableInterleaved || o.Tuning.InterleavedTableSize != 4096 {
-		t.Fatalf("Tuning %+v: want interleaved mode off, table 4096", o.Tuning)
+	if !o.Tuning.DisableInterleaved || o.Tuning.InterleavedTableSize != 4096 || o.Tuning.SendBatch != 1 {
+		t.Fatalf("Tuning %+v: want interleaved mode off, table 4096, send batch 1", o.Tuning)
 	}
 	def := Default()
 	def.API.Listen = ""
