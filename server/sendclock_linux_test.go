@@ -5,6 +5,7 @@ package server
 import (
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -145,69 +146,84 @@ func TestPredictedTransmitTimes(t *testing.T) {
 	}
 }
 
-// clientErrors serves rounds bursts of n requests over loopback and
-// returns, for each reply of the last half of the rounds, its transmit
-// timestamp minus the client's kernel receive stamp (on loopback the
-// receive stamp follows the sender's transmit stamp by a fraction of a
-// microsecond). The server asks the kernel for transmit stamps, so it
-// calibrates its transmit times unless uncalibrated.
-func clientErrors(t *testing.T, h Handler, uncalibrated bool, rounds, n int) []time.Duration {
+// clientErrors serves rounds bursts of n requests over loopback from two
+// servers in turn, one that calibrates its transmit times and one that
+// does not (both ask the kernel for transmit stamps), and returns, for
+// each reply of the last half of the rounds, its transmit timestamp
+// minus the client's kernel receive stamp (on loopback the receive stamp
+// follows the sender's transmit stamp by a fraction of a microsecond).
+// Taking turns, the two see the same machine: on a virtual machine the
+// send path's length can change by microseconds from one second to the
+// next.
+func clientErrors(t *testing.T, h Handler, rounds, n int) (uncalibrated, calibrated []time.Duration) {
 	t.Helper()
-	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Skip(err)
+	type side struct {
+		pc   net.PacketConn
+		w    *worker
+		c    *net.UDPConn
+		errs *[]time.Duration
 	}
-	defer pc.Close()
-	s := &Server{Handler: h, uncalibrated: uncalibrated}
-	s.init()
-	const batch = DefaultBatch
-	newIO, err := openPacketIO(pc, batch, true, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := s.newWorker(newIO(), batch)
-	if !w.calibrate && !uncalibrated {
-		t.Skip("the kernel gives no transmit stamps")
-	}
-	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(localAddrPort(pc)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetReadBuffer(1 << 20)
-	rc, err := c.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var serr error
-	_ = rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
-	})
-	if serr != nil {
-		t.Skip(serr)
+	var sides [2]side
+	for i, uncal := range []bool{true, false} {
+		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Skip(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		s := &Server{Handler: h, uncalibrated: uncal}
+		s.init()
+		newIO, err := openPacketIO(pc, DefaultBatch, true, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := s.newWorker(newIO(), DefaultBatch)
+		if !w.calibrate && !uncal {
+			t.Skip("the kernel gives no transmit stamps")
+		}
+		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(localAddrPort(pc)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetReadBuffer(1 << 20)
+		rc, err := c.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var serr error
+		_ = rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+		})
+		if serr != nil {
+			t.Skip(serr)
+		}
+		sides[i] = side{pc: pc, w: w, c: c, errs: &uncalibrated}
+		if !uncal {
+			sides[i].errs = &calibrated
+		}
 	}
 	req := reqBytes()
 	buf := make([]byte, 512)
 	oob := make([]byte, 128)
-	var errs []time.Duration
-	for r := 0; r < rounds; r++ {
+	for r := 0; r < 2*rounds; r++ {
+		sd := &sides[r%2]
 		for i := 0; i < n; i++ {
-			if _, err := c.Write(req); err != nil {
+			if _, err := sd.c.Write(req); err != nil {
 				t.Fatal(err)
 			}
 		}
 		for got := 0; got < n; {
-			_ = pc.SetReadDeadline(time.Now().Add(5 * time.Second))
-			k, err := w.io.read(w.in)
+			_ = sd.pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			k, err := sd.w.io.read(sd.w.in)
 			if err != nil {
 				t.Fatal(err)
 			}
-			w.handleBatch(k)
+			sd.w.handleBatch(k)
 			got += k
 		}
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_ = sd.c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		for i := 0; i < n; i++ {
-			k, oobn, _, _, err := c.ReadMsgUDP(buf, oob)
+			k, oobn, _, _, err := sd.c.ReadMsgUDP(buf, oob)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -217,17 +233,17 @@ func clientErrors(t *testing.T, h Handler, uncalibrated bool, rounds, n int) []t
 			}
 			var m inMsg
 			parseControl(oob[:oobn], &m)
-			if m.rxNanos == 0 || r < rounds/2 {
+			if m.rxNanos == 0 || r < rounds {
 				continue
 			}
 			rx := time.Unix(0, m.rxNanos)
-			errs = append(errs, p.XmitTime.In(rx).Sub(rx))
+			*sd.errs = append(*sd.errs, p.XmitTime.In(rx).Sub(rx))
 		}
 	}
-	if len(errs) == 0 {
+	if len(uncalibrated) == 0 || len(calibrated) == 0 {
 		t.Skip("no kernel receive stamps")
 	}
-	return errs
+	return uncalibrated, calibrated
 }
 
 // TestCalibratedTransmitTimes checks that calibration against kernel
@@ -235,10 +251,22 @@ func clientErrors(t *testing.T, h Handler, uncalibrated bool, rounds, n int) []t
 // before the send: the client sees them arrive, by its kernel's receive
 // stamps, about as long after they were stamped as the send path takes;
 // calibrated, the median is a fraction of that.
+//
+// It runs on one P. With an idle P, a thread of the runtime sleeps in
+// epoll_wait, and on loopback every send wakes it between the kernel's
+// transmit stamp and the client's receive stamp (the datagram is
+// orphaned, and the socket reports write space, before it is delivered):
+// a few microseconds that the calibration, rightly, does not see, since
+// through a NIC that happens at transmit completion, after the datagram
+// left. A busy daemon's workers keep their Ps.
 func TestCalibratedTransmitTimes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a timing measurement")
 	}
+	if raceEnabled {
+		t.Skip("the race detector adds microseconds to the send path, more to a probed send than to others; internal/scripts/test.sh runs this test without it")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	// Replies sealed as NTS seals them (here with a trailer that takes
 	// no time to compute) are each sent alone, with their own lead.
 	sealed := HandlerFunc(func(w ResponseWriter, r *Request) {
@@ -250,19 +278,15 @@ func TestCalibratedTransmitTimes(t *testing.T) {
 		h    Handler
 	}{{"batched", nil}, {"sealed", sealed}} {
 		const rounds, n = 2000, 8
-		plain := percentile(clientErrors(t, c.h, true, rounds, n), 0.5)
-		cal := percentile(clientErrors(t, c.h, false, rounds, n), 0.5)
+		uncal, calib := clientErrors(t, c.h, rounds, n)
+		plain, cal := percentile(uncal, 0.5), percentile(calib, 0.5)
 		t.Logf("%s: T3 - client's receive stamp, median: uncalibrated %v, calibrated %v", c.name, plain, cal)
 		if cal.Abs() > plain.Abs()/2 {
 			t.Errorf("%s: calibrated median %v, want well under the uncalibrated %v", c.name, cal, plain)
 		}
 		// A probed send does a little more between its clock reading
-		// and the kernel (a lock, a control message) than the others;
-		// the race detector makes that a few microseconds.
-		bound := 2 * time.Microsecond
-		if raceEnabled {
-			bound = 5 * time.Microsecond
-		}
+		// and the kernel (a lock, a control message) than the others.
+		const bound = 2 * time.Microsecond
 		if cal.Abs() > bound {
 			t.Errorf("%s: calibrated median %v, want within %v", c.name, cal, bound)
 		}

@@ -64,8 +64,8 @@ for target in darwin/amd64 windows/amd64; do
 	GOOS=${target%/*} GOARCH=${target#*/} go vet ./...
 done
 
-echo "== allocation tests without the race detector"
-go test -count=1 -run 'Alloc' ./...
+echo "== allocation and send-path timing tests without the race detector"
+go test -count=1 -run 'Alloc|TestCalibratedTransmitTimes' ./...
 
 echo "== short fuzz runs"
 # Each target's output is kept; on a failure it is printed whole, with the
