@@ -96,12 +96,16 @@ type ResponseWriter interface {
 	// ReplySealed sends p followed by a trailer that seal computes over
 	// the encoded header, for replies that authenticate their own
 	// transmit timestamp (NTS, symmetric-key MACs). The writer sets
-	// p.XmitTime from its clock now (or, in interleaved mode, to the
-	// previous reply's transmit time), encodes p and passes the 48 bytes
-	// to seal, which returns them with extension fields or a MAC
-	// appended (seal may append in place). The result is sent as is,
-	// without being stamped again; it fails with ErrReplyTooLong when
-	// longer than the request, and with seal's error when seal fails.
+	// p.XmitTime to when the reply is predicted to leave (its clock now,
+	// plus the calibrated delay to the send where the kernel reports
+	// transmit stamps) or, in interleaved mode, to the previous reply's
+	// transmit time, encodes p and passes the 48 bytes to seal, which
+	// returns them with extension fields or a MAC appended (seal may
+	// append in place). The result is sent as is, without being stamped
+	// again: at once, or together with the next request's reply when
+	// that request, next in the same read, looks authenticated too. It
+	// fails with ErrReplyTooLong when longer than the request, and with
+	// seal's error when seal fails.
 	ReplySealed(p ntpwire.Packet, seal func(pkt []byte) ([]byte, error)) error
 }
 

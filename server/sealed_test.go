@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -115,5 +116,88 @@ func TestSealedSendsReadNoClock(t *testing.T) {
 	w.handleBatch(n)
 	if src.reads <= rx {
 		t.Errorf("5 plain replies read the clock %d times, want more than %d (their transmit times)", src.reads, rx)
+	}
+}
+
+// sendsIO is a memIO that records how many replies each send carried.
+type sendsIO struct {
+	memIO
+	sends []int
+}
+
+func (m *sendsIO) write(out []outMsg) int {
+	m.sends = append(m.sends, len(out))
+	return m.memIO.write(out)
+}
+
+// authLike returns a client request padded with one 52-byte extension
+// field to 104 bytes: long enough (pairMinLen) to look authenticated.
+func authLike() []byte {
+	ef := make([]byte, 52)
+	ef[0], ef[1], ef[3] = 0x01, 0x04, 52 // NTS unique identifier, length 52
+	return append(reqBytes(), ef...)
+}
+
+// TestSealedRepliesPaired checks when a sealed reply waits for the next
+// request's reply to leave with it: where transmit times are calibrated
+// and the next request in the batch looks authenticated, and never past
+// that next request; and that each kind of sealed reply carries its own
+// lead.
+func TestSealedRepliesPaired(t *testing.T) {
+	clk := clocktest.New(time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC))
+	h := HandlerFunc(func(w ResponseWriter, r *Request) {
+		reply := ntpwire.Packet{Version: 4, Mode: ntpwire.ModeServer, Stratum: 2, OrigTime: r.Packet.XmitTime}
+		_ = w.ReplySealed(reply, func(pkt []byte) ([]byte, error) { return pkt, nil })
+	})
+	junk := make([]byte, 104) // version 0: dropped
+	auth, plain := authLike(), reqBytes()
+	leads := map[int]time.Duration{leadSealed: 3 * time.Microsecond, leadSealedFirst: 5 * time.Microsecond, leadSealedSecond: 7 * time.Microsecond}
+	for _, c := range []struct {
+		name      string
+		reqs      [][]byte
+		calibrate bool
+		sendBatch int
+		sends     []int
+		leads     []int // each reply's lead slot
+	}{
+		{"authenticated", [][]byte{auth, auth, auth, auth, auth}, true, 4, []int{2, 2, 1},
+			[]int{leadSealedFirst, leadSealedSecond, leadSealedFirst, leadSealedSecond, leadSealed}},
+		{"plain next", [][]byte{auth, plain, auth, auth}, true, 4, []int{1, 2, 1},
+			[]int{leadSealed, leadSealedFirst, leadSealedSecond, leadSealed}},
+		{"dropped next", [][]byte{auth, junk, auth}, true, 4, []int{1, 1},
+			[]int{leadSealedFirst, leadSealed}},
+		{"uncalibrated", [][]byte{auth, auth, auth}, false, 4, []int{1, 1, 1}, nil},
+		{"send batch 1", [][]byte{auth, auth, auth}, true, 1, []int{1, 1, 1},
+			[]int{leadSealed, leadSealed, leadSealed}},
+	} {
+		s := &Server{Handler: h, Source: NewLocalSource(clk, 2), SendBatch: c.sendBatch}
+		s.init()
+		io := &sendsIO{memIO: memIO{src: netip.MustParseAddrPort("192.0.2.1:40000"), keep: true, reqs: c.reqs}}
+		w := s.newWorker(io, DefaultBatch)
+		w.calibrate = c.calibrate
+		for slot, d := range leads {
+			w.leads.lead[slot] = d
+		}
+		n, _ := w.io.read(w.in)
+		w.handleBatch(n)
+		if !slices.Equal(io.sends, c.sends) {
+			t.Errorf("%s: sends of %v replies, want %v", c.name, io.sends, c.sends)
+		}
+		if w.held {
+			t.Errorf("%s: a reply still held after the batch", c.name)
+		}
+		for i, raw := range io.written {
+			var p ntpwire.Packet
+			if err := p.Decode(raw); err != nil {
+				t.Fatal(err)
+			}
+			want := time.Duration(0)
+			if c.leads != nil {
+				want = leads[c.leads[i]]
+			}
+			if got := p.XmitTime.In(clk.Now()).Sub(clk.Now()); got < want-time.Nanosecond || got > want+time.Nanosecond {
+				t.Errorf("%s: reply %d carries a lead of %v, want %v", c.name, i, got, want)
+			}
+		}
 	}
 }

@@ -120,10 +120,16 @@ const (
 	// leadPlaces is how many places in a send have a lead of their own;
 	// later places share the last one.
 	leadPlaces = 8
-	// leadSealed is the lead of replies sealed (NTS) and sent alone:
-	// their transmit time is read before the sealing, not just before
-	// the send.
-	leadSealed = leadPlaces
+	// leadSealed, leadSealedFirst and leadSealedSecond are the leads of
+	// replies sealed (NTS, MACs), whose transmit time is read before the
+	// sealing, not just before the send: one sent alone, and the first
+	// and second of a pair sent together (the first waits while the
+	// next request is answered; see ReplySealed).
+	leadSealed       = leadPlaces
+	leadSealedFirst  = leadPlaces + 1
+	leadSealedSecond = leadPlaces + 2
+	// leadSlots counts the leads: the places, then the sealed ones.
+	leadSlots = leadPlaces + 3
 	// leadMinStep and leadMaxStep bound how far one probe moves a lead.
 	leadMinStep = 2 * time.Nanosecond
 	leadMaxStep = time.Microsecond
@@ -135,13 +141,18 @@ const (
 // leadClock is the calibration of a worker's predictions against the
 // kernel's transmit stamps.
 type leadClock struct {
-	lead   [leadPlaces + 1]time.Duration // the last is leadSealed's
-	spread [leadPlaces + 1]time.Duration
+	lead   [leadSlots]time.Duration
+	spread [leadSlots]time.Duration
 	// since counts replies since the last probe, last is when it was,
 	// and turn picks the place of the next.
 	since int
 	last  time.Time
 	turn  int
+	// sealedSince and sealedLast are since and last for each kind of
+	// sealed reply, probed on their own: replies alone and in pairs
+	// alternate in step with any count.
+	sealedSince [leadSlots - leadPlaces]int
+	sealedLast  [leadSlots - leadPlaces]time.Time
 }
 
 // place is the lead index of reply i of a send.
@@ -162,13 +173,26 @@ func (l *leadClock) probe(n int, now time.Time) int {
 	return l.turn % min(n, leadPlaces)
 }
 
-// learn moves the lead of reply i's place (or, for i == leadSealed, of
-// sealed replies) one step towards residual, the kernel's stamp minus the
-// time the reply carried.
+// probeSealed reports whether a sealed reply of the given slot
+// (leadSealed, leadSealedFirst or leadSealedSecond), stamped at now,
+// should ask for a kernel transmit stamp.
+func (l *leadClock) probeSealed(slot int, now time.Time) bool {
+	k := slot - leadPlaces
+	l.sealedSince[k]++
+	if l.sealedSince[k] < probeEvery && now.Sub(l.sealedLast[k]) < probeInterval {
+		return false
+	}
+	l.sealedSince[k], l.sealedLast[k] = 0, now
+	return true
+}
+
+// learn moves the lead of reply i's place (or, for i ≥ leadSealed, of
+// that kind of sealed reply) one step towards residual, the kernel's
+// stamp minus the time the reply carried.
 func (l *leadClock) learn(i int, residual time.Duration) {
 	p := place(i)
-	if i == leadSealed {
-		p = leadSealed
+	if i >= leadSealed && i < leadSlots {
+		p = i
 	}
 	dev := min(residual.Abs(), max(4*l.spread[p], leadClipFloor))
 	l.spread[p] += (dev - l.spread[p]) / 16

@@ -155,7 +155,7 @@ func TestPredictedTransmitTimes(t *testing.T) {
 // Taking turns, the two see the same machine: on a virtual machine the
 // send path's length can change by microseconds from one second to the
 // next.
-func clientErrors(t *testing.T, h Handler, rounds, n int) (uncalibrated, calibrated []time.Duration) {
+func clientErrors(t *testing.T, h Handler, req []byte, rounds, n int) (uncalibrated, calibrated []time.Duration) {
 	t.Helper()
 	type side struct {
 		pc   net.PacketConn
@@ -202,7 +202,6 @@ func clientErrors(t *testing.T, h Handler, rounds, n int) (uncalibrated, calibra
 			sides[i].errs = &calibrated
 		}
 	}
-	req := reqBytes()
 	buf := make([]byte, 512)
 	oob := make([]byte, 128)
 	for r := 0; r < 2*rounds; r++ {
@@ -268,7 +267,9 @@ func TestCalibratedTransmitTimes(t *testing.T) {
 	}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	// Replies sealed as NTS seals them (here with a trailer that takes
-	// no time to compute) are each sent alone, with their own lead.
+	// no time to compute) are sent alone, with a lead of their own, or,
+	// when the requests look authenticated, in pairs, with one lead for
+	// the first of a pair and one for the second.
 	sealed := HandlerFunc(func(w ResponseWriter, r *Request) {
 		reply := ntpwire.Packet{Version: 4, Mode: ntpwire.ModeServer, Stratum: 2, OrigTime: r.Packet.XmitTime, RecvTime: ntpwire.StampOf(r.Received)}
 		_ = w.ReplySealed(reply, func(pkt []byte) ([]byte, error) { return pkt, nil })
@@ -276,9 +277,10 @@ func TestCalibratedTransmitTimes(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		h    Handler
-	}{{"batched", nil}, {"sealed", sealed}} {
+		req  []byte
+	}{{"batched", nil, reqBytes()}, {"sealed", sealed, reqBytes()}, {"sealed in pairs", sealed, authLike()}} {
 		const rounds, n = 2000, 8
-		uncal, calib := clientErrors(t, c.h, rounds, n)
+		uncal, calib := clientErrors(t, c.h, c.req, rounds, n)
 		plain, cal := percentile(uncal, 0.5), percentile(calib, 0.5)
 		t.Logf("%s: T3 - client's receive stamp, median: uncalibrated %v, calibrated %v", c.name, plain, cal)
 		if cal.Abs() > plain.Abs()/2 {

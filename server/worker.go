@@ -33,7 +33,12 @@ type worker struct {
 	calibrate bool
 	odd       bool // the next chunk is one reply shorter
 	sendBatch int  // most replies per send system call
-	_         [cacheLine]byte
+	// nextSealed says the request after the current one in the batch
+	// looks authenticated (pairMinLen); held says a sealed reply is
+	// staged, waiting to leave with the next request's reply.
+	nextSealed bool
+	held       bool
+	_          [cacheLine]byte
 }
 
 // cacheLine is the size of a CPU cache line on the usual server
@@ -111,9 +116,16 @@ func (w *worker) handleBatch(n int) {
 	for i := 0; i < n; i++ {
 		m := &w.in[i]
 		bytesIn += uint64(m.n)
+		// A sealed reply held for this request's leaves once it is
+		// answered (or found to need no answer).
+		wasHeld := w.held
 		if !classify(w.c, m, &w.req.Packet) {
+			if wasHeld {
+				w.flush()
+			}
 			continue
 		}
+		w.nextSealed = i+1 < n && w.in[i+1].n >= pairMinLen
 		if m.rxNanos != 0 && w.s.mapper != nil {
 			w.req.Received = w.s.mapper.FromSystem(time.Unix(0, m.rxNanos))
 		} else {
@@ -136,6 +148,9 @@ func (w *worker) handleBatch(n int) {
 			w.c.handler.Add(1)
 		}
 		w.req.Raw = nil
+		if wasHeld && w.held {
+			w.flush()
+		}
 	}
 	// One atomic add per counter per batch, not per datagram.
 	w.c.received.Add(uint64(n))
@@ -242,7 +257,15 @@ func (w *worker) flush() {
 	w.c.sendError.Add(uint64(failed))
 	w.c.bytesOut.Add(bytes)
 	w.nout = 0
+	w.held = false
 }
+
+// pairMinLen is the least length of a request after which a sealed
+// reply waits for that request's reply, to leave with it in one send: NTS
+// requests carry a cookie and an authenticator (over 200 bytes); plain
+// requests have 48 bytes and symmetric-key ones 68 or 72, and are
+// answered too fast for the wait to be worth a send.
+const pairMinLen = 2 * ntpwire.HeaderLen
 
 // needsStamp reports whether any of out is stamped at send time.
 func needsStamp(out []outMsg) bool {
@@ -341,9 +364,15 @@ func (rw *responseWriter) Reply(p ntpwire.Packet) error {
 	return rw.stage(&p, true)
 }
 
-// ReplySealed stamps p's transmit time now, lets seal append its trailer
-// and sends the result (with any replies staged before it) at once,
-// without stamping it again.
+// ReplySealed stamps p's transmit time, lets seal append its trailer and
+// sends the result (with any replies staged before it), without stamping
+// it again. Where transmit times are calibrated (kernel transmit stamps,
+// sends of two or more), a sealed reply whose successor in the batch
+// looks authenticated too (pairMinLen) waits for that request's reply,
+// and the two leave in one send: the system call, about half of what an
+// NTS reply costs, is shared. Each kind of sealed reply (alone, first or
+// second of a pair) carries its own calibrated lead: the first's covers
+// the answering of the next request.
 func (rw *responseWriter) ReplySealed(p ntpwire.Packet, seal func(pkt []byte) ([]byte, error)) error {
 	if rw.replied {
 		return ErrReplied
@@ -351,17 +380,24 @@ func (rw *responseWriter) ReplySealed(p ntpwire.Packet, seal func(pkt []byte) ([
 	w := rw.w
 	o := &w.out[w.nout]
 	save, interleaved := rw.interleave(&p)
-	// A reply sealed alone (nothing staged before it, the usual case)
-	// leaves first in its send, after the sealing: its lead has a place
-	// of its own, and it may be a probe.
-	alone := w.calibrate && w.nout == 0
+	slot := -1
+	if w.calibrate {
+		switch {
+		case w.nout == 0 && w.nextSealed && w.sendBatch >= 2:
+			slot = leadSealedFirst
+		case w.nout == 0:
+			slot = leadSealed
+		case w.nout == 1 && w.held:
+			slot = leadSealedSecond
+		}
+	}
 	probe := false
 	if !interleaved {
 		now := w.s.src.Now()
 		if p.Mode == ntpwire.ModeServer && !p.IsKiss() {
-			if alone {
-				now = now.Add(w.leads.lead[leadSealed])
-				probe = !save && w.leads.probe(1, now) >= 0
+			if slot >= 0 {
+				now = now.Add(w.leads.lead[slot])
+				probe = !save && w.leads.probeSealed(slot, now)
 			}
 			p.XmitTime = xmitStamp(now)
 		} else {
@@ -388,7 +424,11 @@ func (rw *responseWriter) ReplySealed(p ntpwire.Packet, seal func(pkt []byte) ([
 		return err
 	}
 	if probe {
-		o.probe, o.place, o.daemonTx = true, leadSealed, p.XmitTime
+		o.probe, o.place, o.daemonTx = true, uint8(slot), p.XmitTime
+	}
+	if slot == leadSealedFirst {
+		w.held = true
+		return nil
 	}
 	// The transmit time is sealed in: send now, not after the rest of
 	// the batch is handled, or the reply would leave late by however
