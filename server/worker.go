@@ -186,24 +186,17 @@ func (w *worker) flush() {
 		}
 		out := w.out[start:min(start+k, w.nout)]
 		start += len(out)
-		if !needsStamp(out) {
-			// Sealed replies (and kisses) carry their times already:
-			// no clock reading, and nothing for sendClock to learn
-			// from a send whose stamping was done elsewhere.
-			f := w.io.write(out)
-			failed += f
-			for i := range out {
-				bytes += uint64(len(out[i].buf))
-				if out[i].interleaved && f == 0 {
-					interleaved++
-				}
-			}
-			continue
-		}
-		t0 := src.Now()
+		// A send of sealed replies and kisses alone, which carry
+		// their times already, reads no clock and teaches sendClock
+		// nothing (their stamping was done elsewhere).
+		stamped := needsStamp(out)
+		var t0, t1 time.Time
 		probe := -1
-		if w.calibrate {
-			probe = w.leads.probe(len(out), t0)
+		if stamped {
+			t0 = src.Now()
+			if w.calibrate {
+				probe = w.leads.probe(len(out), t0)
+			}
 		}
 		ilv := 0
 		for i := range out {
@@ -240,7 +233,9 @@ func (w *worker) flush() {
 			}
 			bytes += uint64(len(o.buf))
 		}
-		t1 := src.Now()
+		if stamped {
+			t1 = src.Now()
+		}
 		f := w.io.write(out)
 		failed += f
 		// Which datagrams of a failed send were lost is not known:
@@ -248,7 +243,9 @@ func (w *worker) flush() {
 		if f == 0 {
 			interleaved += ilv
 		}
-		w.sendClock.update(len(out), t1.Sub(t0), src.Now().Sub(t1))
+		if stamped {
+			w.sendClock.update(len(out), t1.Sub(t0), src.Now().Sub(t1))
+		}
 	}
 	if interleaved > 0 {
 		w.c.interleaved.Add(uint64(interleaved))
