@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ntpkit/ntpkit/clock/clocktest"
 	"github.com/ntpkit/ntpkit/internal/aessiv"
 	"github.com/ntpkit/ntpkit/internal/ntske"
 	"github.com/ntpkit/ntpkit/server"
@@ -23,37 +22,19 @@ func TestNTSSocketPathAllocations(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector's instrumentation allocates")
 	}
-	clk := clocktest.New(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
-	keys, err := NewKeyStore(nil, time.Hour, clk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c2sKey, s2cKey := testKeys()
-	cookie, err := keys.SealCookie(nil, c2sKey, s2cKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c2s, _ := aessiv.New(c2sKey)
-	s2c, _ := aessiv.New(s2cKey)
-	mw := NewMiddleware(keys)
-	srv := &server.Server{Handler: server.Chain(server.Responder(), mw.Wrap), Sockets: 1}
+	f := newFixture(t)
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(context.Background(), pc) }()
-	defer func() {
-		srv.Shutdown(context.Background())
-		<-done
-	}()
+	serveUDP(t, f.h, pc)
 	c, err := net.DialUDP("udp4", nil, pc.LocalAddr().(*net.UDPAddr))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	p := servertest.ClientPacket(time.Now())
-	req := ntske.ClientRequest(nil, &p, uid, cookie, 7, c2s)
+	req := ntske.ClientRequest(nil, &p, uid, f.cookie, 7, f.c2s)
 	buf := make([]byte, 2048)
 	var n int
 	roundTrip := func() {
@@ -66,12 +47,12 @@ func TestNTSSocketPathAllocations(t *testing.T) {
 	}
 	c.SetReadDeadline(time.Now().Add(30 * time.Second))
 	roundTrip() // warm up
-	cookies, err := ntske.VerifyReply(buf[:n], uid, s2c)
+	cookies, err := ntske.VerifyReply(buf[:n], uid, f.s2c)
 	if err != nil || len(cookies) != 8 {
 		t.Fatalf("reply: %d cookies, %v; want 8 cookies", len(cookies), err)
 	}
 	allocs := testing.AllocsPerRun(500, roundTrip)
-	if _, err := ntske.VerifyReply(buf[:n], uid, s2c); err != nil {
+	if _, err := ntske.VerifyReply(buf[:n], uid, f.s2c); err != nil {
 		t.Fatalf("last reply: %v", err)
 	}
 	if allocs != 0 {
@@ -86,7 +67,7 @@ func TestNTSSocketPathAllocations(t *testing.T) {
 	for i := range reqs {
 		k1, k2 := make([]byte, 32), make([]byte, 32)
 		k1[0], k1[1], k2[0] = byte(i), byte(i>>8), 1
-		ck, err := keys.SealCookie(nil, k1, k2)
+		ck, err := f.keys.SealCookie(nil, k1, k2)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,8 +2,10 @@ package nts
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -41,6 +43,19 @@ func newFixture(t testing.TB) *fixture {
 	f.s2c, _ = aessiv.New(s2cKey)
 	f.h = server.Chain(server.Responder(), f.mw.Wrap)
 	return f
+}
+
+// serveUDP serves h on pc with a server of one socket until the test
+// ends.
+func serveUDP(t testing.TB, h server.Handler, pc net.PacketConn) {
+	t.Helper()
+	srv := &server.Server{Handler: h, Sockets: 1}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background(), pc) }()
+	t.Cleanup(func() {
+		srv.Shutdown(context.Background())
+		<-done
+	})
 }
 
 var uid = bytes.Repeat([]byte{0xab}, 32)

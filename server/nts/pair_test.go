@@ -1,15 +1,12 @@
 package nts
 
 import (
-	"context"
 	"net"
 	"testing"
 	"time"
 
-	"github.com/ntpkit/ntpkit/internal/aessiv"
 	"github.com/ntpkit/ntpkit/internal/ntske"
 	"github.com/ntpkit/ntpkit/ntpwire"
-	"github.com/ntpkit/ntpkit/server"
 	"github.com/ntpkit/ntpkit/server/servertest"
 )
 
@@ -19,19 +16,7 @@ import (
 // (server.ResponseWriter.ReplySealed). Every reply must authenticate,
 // echo its own request's transmit time and carry T3 ≥ T2.
 func TestNTSBurstAuthenticates(t *testing.T) {
-	keys, err := NewKeyStore(nil, time.Hour, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c2sKey, s2cKey := testKeys()
-	cookie, err := keys.SealCookie(nil, c2sKey, s2cKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c2s, _ := aessiv.New(c2sKey)
-	s2c, _ := aessiv.New(s2cKey)
-	mw := NewMiddleware(keys)
-	srv := &server.Server{Handler: server.Chain(server.Responder(), mw.Wrap), Sockets: 1}
+	f := newFixture(t)
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -47,16 +32,11 @@ func TestNTSBurstAuthenticates(t *testing.T) {
 	for i := 0; i < burst; i++ {
 		p := servertest.ClientPacket(start.Add(time.Duration(i) * time.Millisecond))
 		sent[p.XmitTime] = true
-		if _, err := c.Write(ntske.ClientRequest(nil, &p, uid, cookie, 0, c2s)); err != nil {
+		if _, err := c.Write(ntske.ClientRequest(nil, &p, uid, f.cookie, 0, f.c2s)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(context.Background(), pc) }()
-	defer func() {
-		srv.Shutdown(context.Background())
-		<-done
-	}()
+	serveUDP(t, f.h, pc)
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	buf := make([]byte, 2048)
 	for i := 0; i < burst; i++ {
@@ -64,7 +44,7 @@ func TestNTSBurstAuthenticates(t *testing.T) {
 		if err != nil {
 			t.Fatalf("reply %d: %v", i, err)
 		}
-		if _, err := ntske.VerifyReply(buf[:n], uid, s2c); err != nil {
+		if _, err := ntske.VerifyReply(buf[:n], uid, f.s2c); err != nil {
 			t.Fatalf("reply %d: %v", i, err)
 		}
 		var p ntpwire.Packet
